@@ -1,0 +1,232 @@
+"""The `cdc-studio` command: the scriptable face of everything the GUI does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from core import jvm, settings
+from core.errors import StudioError
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cdc-studio",
+        description="Kafka CDC Studio. With no command it opens the GUI on the "
+        "embedded stack.",
+    )
+    parser.add_argument("--config", type=Path, help="settings file (TOML)")
+    parser.add_argument("--data-dir", type=Path, help="data folder (overrides settings)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log INFO to stderr")
+    parser.add_argument(
+        "--screenshot", type=Path, metavar="PNG",
+        help="GUI: save a picture of the window once the stack is up",
+    )
+    parser.add_argument(
+        "--no-stack", action="store_true",
+        help="GUI: do not start the embedded stack on opening",
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    stack = sub.add_parser("stack", help="the embedded stack: up, status, down, brokers")
+    stack_sub = stack.add_subparsers(dest="action", required=True)
+    up = stack_sub.add_parser("up", help="start the stack (reuses a running one)")
+    up.add_argument("--brokers", type=int, help="number of brokers (default 3)")
+    up.add_argument("--json", action="store_true")
+    status = stack_sub.add_parser("status", help="every node: role, pid, port, state")
+    status.add_argument("--json", action="store_true")
+    down = stack_sub.add_parser("down", help="stop every node the stack started")
+    down.add_argument("--wipe", action="store_true", help="also delete all stack data")
+    down.add_argument("--json", action="store_true")
+    for action, text in (
+        ("kill-broker", "kill a broker with SIGKILL"),
+        ("stop-broker", "stop a broker cleanly"),
+        ("start-broker", "start a stopped broker"),
+    ):
+        node = stack_sub.add_parser(action, help=text)
+        node.add_argument("broker_id", type=int, metavar="ID")
+        node.add_argument("--json", action="store_true")
+
+    sql = sub.add_parser("sql", help="run one SQL statement against the configured H2")
+    sql.add_argument("statement")
+    sql.add_argument("--json", action="store_true")
+
+    jvm_cmd = sub.add_parser("jvm", help="the JVM module (Kafka, H2, our classes)")
+    jvm_sub = jvm_cmd.add_subparsers(dest="action", required=True)
+    jvm_sub.add_parser("build", help="build it with Maven unless up to date")
+    return parser
+
+
+def _setup_logging(data_dir: Path, verbose: bool) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(console)
+    try:
+        (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            data_dir / "logs" / "cdc-studio.log", maxBytes=5_000_000, backupCount=3
+        )
+    except OSError:
+        return
+    file_handler.setLevel(logging.INFO)
+    file_handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root.addHandler(file_handler)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _emit(as_json: bool, data: dict[str, Any], text: Callable[[], str]) -> None:
+    if as_json:
+        print(json.dumps(data, default=_json_default, ensure_ascii=False))
+    else:
+        print(text())
+
+
+def _status_text(status: Any) -> str:
+    lines = [
+        f"data folder:  {status.data_dir}",
+        f"cluster id:   {status.cluster_id or '(not formatted yet)'}",
+        f"bootstrap:    {status.bootstrap_servers}",
+        f"H2:           {status.h2_url}",
+        "",
+        f"{'NODE':<12}{'ROLE':<12}{'ID':>4}  {'STATE':<6}{'PID':>8}  {'PORT':>6}  RACK",
+    ]
+    for node in status.nodes:
+        lines.append(
+            f"{node.name:<12}{node.role:<12}"
+            f"{'' if node.node_id is None else node.node_id:>4}  "
+            f"{'up' if node.up else 'down':<6}"
+            f"{node.pid if node.up and node.pid else '-':>8}  {node.port:>6}  "
+            f"{node.rack or '-'}"
+        )
+    if not status.nodes:
+        lines.append("(no stack here yet: start one with `cdc-studio stack up`)")
+    return "\n".join(lines)
+
+
+def _cmd_stack(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from core.stack import Stack
+
+    stack = Stack(conf)
+    if args.action == "up":
+        progress = None if args.json else (lambda message: print(f"  {message}", flush=True))
+        status, reused = stack.up(brokers=args.brokers, progress=progress)
+        _emit(args.json, status.to_json() | {"reused": reused}, lambda: _status_text(status))
+    elif args.action == "status":
+        status = stack.status()
+        _emit(args.json, status.to_json(), lambda: _status_text(status))
+    elif args.action == "down":
+        stopped = stack.down(wipe=args.wipe)
+        _emit(
+            args.json, {"stopped": stopped, "wiped": args.wipe},
+            lambda: (f"stopped: {', '.join(stopped) or 'nothing was running'}"
+                     + (f"\nwiped {conf.data_path}" if args.wipe else "")),
+        )
+    else:
+        verb = args.action.split("-")[0]
+        action = {"kill": stack.kill_broker, "stop": stack.stop_broker,
+                  "start": stack.start_broker}[verb]
+        changed = action(args.broker_id)
+        done = {"kill": "killed", "stop": "stopped", "start": "started"}[verb]
+        _emit(
+            args.json, {"broker": args.broker_id, "action": verb, "changed": changed},
+            lambda: f"broker {args.broker_id} {done}" if changed
+            else f"broker {args.broker_id} was already {'up' if verb == 'start' else 'down'}",
+        )
+    return 0
+
+
+def _cmd_sql(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from core.h2.connection import H2Connection
+
+    with H2Connection(conf) as conn:
+        result = conn.run(args.statement)
+    if result.update_count is not None:
+        _emit(args.json, {"update_count": result.update_count},
+              lambda: f"{result.update_count} row(s) affected")
+        return 0
+    _emit(
+        args.json,
+        {"columns": result.columns, "types": result.types, "rows": result.rows},
+        lambda: _table(result.columns, result.rows),
+    )
+    return 0
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return "X'" + value.hex() + "'"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value)
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    out = [line, "-+-".join("-" * w for w in widths)]
+    out += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    as_json = bool(getattr(args, "json", False))
+    try:
+        conf = settings.load(args.config)
+        if args.data_dir:
+            conf.data_dir = str(args.data_dir)
+        _setup_logging(conf.data_path, args.verbose)
+
+        if args.command is None:
+            from gui.app import run_gui
+
+            return run_gui(conf, screenshot=args.screenshot, start_stack=not args.no_stack)
+        if args.command == "stack":
+            return _cmd_stack(args, conf)
+        if args.command == "sql":
+            return _cmd_sql(args, conf)
+        if args.command == "jvm":
+            build = jvm.ensure_built(conf)
+            print(f"JVM module ready: {build.root} ({len(build.jars())} jars)")
+            return 0
+    except StudioError as exc:
+        log.info("command failed: %s", exc.args[0] if exc.args else exc)
+        if as_json:
+            print(json.dumps({"error": str(exc.args[0]), "hint": exc.hint}))
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

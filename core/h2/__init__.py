@@ -1,0 +1,1 @@
+"""H2: connection with exact values (triggers and outbox come with capture)."""
