@@ -16,9 +16,9 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 CONTROLLER_ID = 0
-LOG4J_CONFIG = (
-    Path(__file__).resolve().parent.parent.parent / "resources" / "kafka" / "log4j2.properties"
-)
+_RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources" / "kafka"
+LOG4J_CONFIG = _RESOURCES / "log4j2.properties"
+TOOLS_LOG4J_CONFIG = _RESOURCES / "tools-log4j2.properties"
 RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 
 
@@ -99,7 +99,8 @@ def is_formatted(config: dict[str, str]) -> bool:
 
 
 def java_command(
-    java: Java, build: JvmBuild, heap_mb: int, main: str, *args: str
+    java: Java, build: JvmBuild, heap_mb: int, main: str, *args: str,
+    log_config: Path = LOG4J_CONFIG,
 ) -> list[str]:
     """The ``java`` command line of a Kafka node or tool."""
     return [
@@ -110,7 +111,7 @@ def java_command(
         "-XX:MaxGCPauseMillis=20",
         "-XX:TieredStopAtLevel=1",
         "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        f"-Dlog4j2.configurationFile={log_config}",
         "-cp",
         build.class_path(),
         main,
@@ -127,7 +128,7 @@ def format_storage(
         command = java_command(
             java, build, 128, "kafka.tools.StorageTool",
             "format", "--config", str(config_file), "--cluster-id", cluster_id,
-            "--ignore-formatted",
+            "--ignore-formatted", log_config=TOOLS_LOG4J_CONFIG,
         )
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:

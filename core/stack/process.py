@@ -130,6 +130,9 @@ def log_tail(log_file: Path, lines: int = 20) -> str:
 def check_port_free(port: int, setting: str, what: str) -> None:
     """Raise a clear error if ``port`` on loopback is taken by another process."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As Java's server sockets do: connections of a stopped node lingering
+        # in TIME_WAIT do not make the port busy, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:

@@ -199,12 +199,12 @@ class Stack:
                 log.info("reusing the running stack in %s", self.data_dir)
                 return self.status(), True
 
-            say("checking Java and the JVM module")
-            java = jvm.find_java(self.settings)
-            build = jvm.ensure_built(self.settings, java)
             for record in wanted.values():
                 if not process.is_running(record):
                     self._check_port(record)
+            say("checking Java and the JVM module")
+            java = jvm.find_java(self.settings)
+            build = jvm.ensure_built(self.settings, java)
 
             state["nodes"] = {name: r.to_json() for name, r in wanted.items()}
             first_time = state.get("cluster_id") is None
