@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import logging.handlers
@@ -16,6 +17,10 @@ from core import jvm, settings
 from core.errors import StudioError
 
 log = logging.getLogger(__name__)
+
+# Feature modules that add subcommands. Each has `register(sub)`, which adds
+# its parsers and sets `handler=fn(args, conf) -> int` as their default.
+FEATURES: tuple[str, ...] = ()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     jvm_cmd = sub.add_parser("jvm", help="the JVM module (Kafka, H2, our classes)")
     jvm_sub = jvm_cmd.add_subparsers(dest="action", required=True)
     jvm_sub.add_parser("build", help="build it with Maven unless up to date")
+
+    for name in FEATURES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -97,7 +105,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def _emit(as_json: bool, data: dict[str, Any], text: Callable[[], str]) -> None:
+def emit(as_json: bool, data: dict[str, Any], text: Callable[[], str]) -> None:
     if as_json:
         print(json.dumps(data, default=_json_default, ensure_ascii=False))
     else:
@@ -133,13 +141,13 @@ def _cmd_stack(args: argparse.Namespace, conf: settings.Settings) -> int:
     if args.action == "up":
         progress = None if args.json else (lambda message: print(f"  {message}", flush=True))
         status, reused = stack.up(brokers=args.brokers, progress=progress)
-        _emit(args.json, status.to_json() | {"reused": reused}, lambda: _status_text(status))
+        emit(args.json, status.to_json() | {"reused": reused}, lambda: _status_text(status))
     elif args.action == "status":
         status = stack.status()
-        _emit(args.json, status.to_json(), lambda: _status_text(status))
+        emit(args.json, status.to_json(), lambda: _status_text(status))
     elif args.action == "down":
         stopped = stack.down(wipe=args.wipe)
-        _emit(
+        emit(
             args.json, {"stopped": stopped, "wiped": args.wipe},
             lambda: (f"stopped: {', '.join(stopped) or 'nothing was running'}"
                      + (f"\nwiped {conf.data_path}" if args.wipe else "")),
@@ -150,7 +158,7 @@ def _cmd_stack(args: argparse.Namespace, conf: settings.Settings) -> int:
                   "start": stack.start_broker}[verb]
         changed = action(args.broker_id)
         done = {"kill": "killed", "stop": "stopped", "start": "started"}[verb]
-        _emit(
+        emit(
             args.json, {"broker": args.broker_id, "action": verb, "changed": changed},
             lambda: f"broker {args.broker_id} {done}" if changed
             else f"broker {args.broker_id} was already {'up' if verb == 'start' else 'down'}",
@@ -164,13 +172,13 @@ def _cmd_sql(args: argparse.Namespace, conf: settings.Settings) -> int:
     with H2Connection(conf) as conn:
         result = conn.run(args.statement)
     if result.update_count is not None:
-        _emit(args.json, {"update_count": result.update_count},
+        emit(args.json, {"update_count": result.update_count},
               lambda: f"{result.update_count} row(s) affected")
         return 0
-    _emit(
+    emit(
         args.json,
         {"columns": result.columns, "types": result.types, "rows": result.rows},
-        lambda: _table(result.columns, result.rows),
+        lambda: table(result.columns, result.rows),
     )
     return 0
 
@@ -185,7 +193,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _table(columns: list[str], rows: list[list[Any]]) -> str:
+def table(columns: list[str], rows: list[list[Any]]) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     line = " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
@@ -208,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gui.app import run_gui
 
             return run_gui(conf, screenshot=args.screenshot, start_stack=not args.no_stack)
+        if hasattr(args, "handler"):
+            return int(args.handler(args, conf))
         if args.command == "stack":
             return _cmd_stack(args, conf)
         if args.command == "sql":

@@ -39,11 +39,18 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(stack_settings: Settings) -> Iterator[Stack]:
-    """The real stack (controller, 3 brokers, H2), started once per session."""
+    """The real stack (controller, 3 brokers, H2), started once per session.
+
+    With CDC_STUDIO_TEST_DATA_DIR set, a stack already running there is reused
+    and left running for the next session (stop it with `cdc-studio
+    --data-dir DIR stack down`); otherwise the session starts and wipes its own.
+    """
+    keep = bool(os.environ.get("CDC_STUDIO_TEST_DATA_DIR"))
     stack = Stack(stack_settings)
     stack.up(progress=lambda message: log.info("stack: %s", message))
     yield stack
-    stack.down(wipe=not os.environ.get("CDC_STUDIO_TEST_DATA_DIR"))
+    if not keep:
+        stack.down(wipe=True)
 
 
 @pytest.fixture(scope="session")

@@ -362,20 +362,18 @@ class Stack:
             time.sleep(0.3)
 
     def _admin(self) -> AdminClient:
-        return AdminClient({
+        config: dict[str, Any] = {
             "bootstrap.servers": self.settings.bootstrap_servers,
             "logger": _client_log,
             "socket.connection.setup.timeout.ms": 2000,
-        })
+        }
+        return AdminClient(config)
 
     def _configure_internal_topics(self, brokers: int) -> None:
         """Create the offsets topic now and give it min.insync.replicas=2."""
         if brokers < 2:
             return
-        admin = AdminClient({
-            "bootstrap.servers": self.settings.bootstrap_servers,
-            "logger": _client_log,
-        })
+        admin = self._admin()
         deadline = time.monotonic() + 60
         while "__consumer_offsets" not in admin.list_topics(timeout=5).topics:
             if time.monotonic() > deadline:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import DataDirError, PortBusyError
+from core.errors import DataDirError, NodeDiedError, PortBusyError
 from core.settings import H2Settings, KafkaSettings, Settings
 from core.stack import Stack
 from tests.conftest import PORT_BASE
@@ -85,3 +85,21 @@ def test_running_stack_is_reused_not_doubled(stack: Stack) -> None:
         p for p in before.values() if p is not None
     ]
     assert len(set(java_pids)) == 5  # controller, 3 brokers, H2
+
+
+def test_node_dying_at_start_quotes_its_log(stack: Stack, tmp_path: Path) -> None:
+    settings = spare_settings(tmp_path / "data")
+    settings.kafka.broker_heap_mb = 1  # the JVM refuses to start with 1 MB
+    settings.data_path.mkdir(parents=True)
+    (settings.data_path / "jvm").symlink_to(stack.settings.data_path / "jvm")
+    spare = Stack(settings)
+    try:
+        with pytest.raises(NodeDiedError) as info:
+            spare.up(timeout=60)
+        message = str(info.value)
+        assert "exited during start-up" in message
+        assert "broker-" in message
+        assert "heap" in message.lower()  # the JVM's own words, from the log
+    finally:
+        spare.down()
+    assert not spare.status().running

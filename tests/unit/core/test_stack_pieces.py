@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import _table
+from core.cli import table
 from core.errors import PortBusyError
 from core.settings import Settings
 from core.stack import kafka_node, process
@@ -72,7 +72,7 @@ def test_process_identity_survives_pid_checks(tmp_path: Path) -> None:
 
 
 def test_sql_table_text() -> None:
-    text = _table(["ID", "NAME", "B"], [[1, "Zoë", b"\x01"], [2, None, None]])
+    text = table(["ID", "NAME", "B"], [[1, "Zoë", b"\x01"], [2, None, None]])
     assert text.splitlines() == [
         "ID | NAME | B    ",
         "---+------+------",
