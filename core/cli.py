@@ -19,7 +19,8 @@ from core.errors import StudioError
 log = logging.getLogger(__name__)
 
 # Feature modules that add subcommands. Each has `register(sub)`, which adds
-# its parsers and sets `handler=fn(args, conf) -> int` as their default.
+# its parsers and sets `handler=fn(args, conf) -> int` as their default. Every
+# `core/<package>/cli.py` is found by itself; FEATURES names any others.
 FEATURES: tuple[str, ...] = ()
 
 
@@ -30,19 +31,33 @@ def _parser() -> argparse.ArgumentParser:
         "embedded stack.",
     )
     parser.add_argument("--config", type=Path, help="settings file (TOML)")
-    parser.add_argument("--data-dir", type=Path, help="data folder (overrides settings)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log INFO to stderr")
     parser.add_argument(
-        "--screenshot", type=Path, metavar="PNG",
+        "--data-dir", type=Path, help="data folder (overrides settings)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log INFO to stderr"
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="PNG",
         help="GUI: save a picture of the window once the stack is up",
     )
     parser.add_argument(
-        "--no-stack", action="store_true",
+        "--no-stack",
+        action="store_true",
         help="GUI: do not start the embedded stack on opening",
+    )
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="GUI: full screen, large type, no editing controls (a wall display)",
     )
     sub = parser.add_subparsers(dest="command")
 
-    stack = sub.add_parser("stack", help="the embedded stack: up, status, down, brokers")
+    stack = sub.add_parser(
+        "stack", help="the embedded stack: up, status, down, brokers"
+    )
     stack_sub = stack.add_subparsers(dest="action", required=True)
     up = stack_sub.add_parser("up", help="start the stack (reuses a running one)")
     up.add_argument("--brokers", type=int, help="number of brokers (default 3)")
@@ -69,9 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     jvm_sub = jvm_cmd.add_subparsers(dest="action", required=True)
     jvm_sub.add_parser("build", help="build it with Maven unless up to date")
 
-    for name in FEATURES:
+    for name in _feature_modules():
         importlib.import_module(name).register(sub)
     return parser
+
+
+def _feature_modules() -> list[str]:
+    core_dir = Path(__file__).parent
+    found = sorted(f"core.{p.parent.name}.cli" for p in core_dir.glob("*/cli.py"))
+    return list(dict.fromkeys([*found, *FEATURES]))
 
 
 def _setup_logging(data_dir: Path, verbose: bool) -> None:
@@ -139,29 +160,46 @@ def _cmd_stack(args: argparse.Namespace, conf: settings.Settings) -> int:
 
     stack = Stack(conf)
     if args.action == "up":
-        progress = None if args.json else (lambda message: print(f"  {message}", flush=True))
+        progress = (
+            None if args.json else (lambda message: print(f"  {message}", flush=True))
+        )
         status, reused = stack.up(brokers=args.brokers, progress=progress)
-        emit(args.json, status.to_json() | {"reused": reused}, lambda: _status_text(status))
+        emit(
+            args.json,
+            status.to_json() | {"reused": reused},
+            lambda: _status_text(status),
+        )
     elif args.action == "status":
         status = stack.status()
         emit(args.json, status.to_json(), lambda: _status_text(status))
     elif args.action == "down":
         stopped = stack.down(wipe=args.wipe)
         emit(
-            args.json, {"stopped": stopped, "wiped": args.wipe},
-            lambda: (f"stopped: {', '.join(stopped) or 'nothing was running'}"
-                     + (f"\nwiped {conf.data_path}" if args.wipe else "")),
+            args.json,
+            {"stopped": stopped, "wiped": args.wipe},
+            lambda: (
+                f"stopped: {', '.join(stopped) or 'nothing was running'}"
+                + (f"\nwiped {conf.data_path}" if args.wipe else "")
+            ),
         )
     else:
         verb = args.action.split("-")[0]
-        action = {"kill": stack.kill_broker, "stop": stack.stop_broker,
-                  "start": stack.start_broker}[verb]
+        action = {
+            "kill": stack.kill_broker,
+            "stop": stack.stop_broker,
+            "start": stack.start_broker,
+        }[verb]
         changed = action(args.broker_id)
         done = {"kill": "killed", "stop": "stopped", "start": "started"}[verb]
         emit(
-            args.json, {"broker": args.broker_id, "action": verb, "changed": changed},
-            lambda: f"broker {args.broker_id} {done}" if changed
-            else f"broker {args.broker_id} was already {'up' if verb == 'start' else 'down'}",
+            args.json,
+            {"broker": args.broker_id, "action": verb, "changed": changed},
+            lambda: (
+                f"broker {args.broker_id} {done}"
+                if changed
+                else f"broker {args.broker_id} was already "
+                f"{'up' if verb == 'start' else 'down'}"
+            ),
         )
     return 0
 
@@ -172,8 +210,11 @@ def _cmd_sql(args: argparse.Namespace, conf: settings.Settings) -> int:
     with H2Connection(conf) as conn:
         result = conn.run(args.statement)
     if result.update_count is not None:
-        emit(args.json, {"update_count": result.update_count},
-              lambda: f"{result.update_count} row(s) affected")
+        emit(
+            args.json,
+            {"update_count": result.update_count},
+            lambda: f"{result.update_count} row(s) affected",
+        )
         return 0
     emit(
         args.json,
@@ -198,7 +239,9 @@ def table(columns: list[str], rows: list[list[Any]]) -> str:
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     line = " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
     out = [line, "-+-".join("-" * w for w in widths)]
-    out += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    out += [
+        " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells
+    ]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
 
@@ -215,7 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             from gui.app import run_gui
 
-            return run_gui(conf, screenshot=args.screenshot, start_stack=not args.no_stack)
+            return run_gui(
+                conf,
+                screenshot=args.screenshot,
+                start_stack=not args.no_stack,
+                dashboard=args.dashboard,
+            )
         if hasattr(args, "handler"):
             return int(args.handler(args, conf))
         if args.command == "stack":

@@ -1,0 +1,1 @@
+"""The Qt face of Kafka CDC Studio: windows, panels and the signal bridge."""

@@ -1,0 +1,92 @@
+"""Starts the GUI: the application object, the main window and the embedded stack."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from core.settings import Settings
+from gui.bridge import Bridge
+from gui.main_window import MainWindow
+from gui.messages import Messages
+from gui.panels import PanelContext
+from gui.stack_model import StackModel
+
+log = logging.getLogger(__name__)
+
+
+def build_window(
+    settings: Settings, dashboard: bool = False, read_only: bool = False
+) -> MainWindow:
+    """The main window with every panel, on an existing QApplication."""
+    bridge = Bridge()
+    messages = Messages()
+    stack = StackModel(settings, bridge, messages)
+    context = PanelContext(settings, bridge, messages, stack, dashboard, read_only)
+    window = MainWindow(context)
+    bridge.setParent(window)
+    stack.setParent(window)
+    return window
+
+
+def run_gui(
+    settings: Settings,
+    screenshot: Path | None = None,
+    start_stack: bool = True,
+    dashboard: bool = False,
+) -> int:
+    """Open the main window; start the embedded stack unless told not to.
+
+    With ``screenshot`` the window is saved to that PNG once the stack is ready
+    (or failed), and the application quits: for headless machines and docs.
+    """
+    if (
+        not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    ):
+        # No screen: show what the window would show as a picture, then quit.
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        screenshot = (
+            screenshot or settings.data_path / "screenshots" / "main-window.png"
+        )
+        print(
+            "no display found: running offscreen; the window will be saved to "
+            f"{screenshot} once the stack is up"
+        )
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Kafka CDC Studio")
+    window = build_window(settings, dashboard=dashboard)
+    if dashboard:
+        window.showFullScreen()
+    else:
+        window.show()
+    log.info("GUI opened on data folder %s", settings.data_path)
+
+    stack = window.context.stack
+    if screenshot is not None:
+
+        def shoot(*_: object) -> None:
+            QTimer.singleShot(1500, lambda: _shoot_and_quit(window, screenshot))
+
+        if start_stack:
+            stack.started.connect(shoot)
+            stack.start_failed.connect(shoot)
+        else:
+            shoot()
+    if start_stack:
+        stack.start()
+    code = app.exec()
+    window.context.bridge.wait_idle(5_000)
+    return int(code)
+
+
+def _shoot_and_quit(window: MainWindow, path: Path) -> None:
+    window.save_screenshot(path)
+    print(f"screenshot saved to {path}")
+    QApplication.quit()

@@ -1,0 +1,141 @@
+"""The main window: dockable panels, menus, and the messages the user must see."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QFont, QShowEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QWidget,
+)
+
+from gui.messages import Message
+from gui.panels import PANELS, PanelContext
+
+log = logging.getLogger(__name__)
+
+AREAS = {
+    "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+    "right": Qt.DockWidgetArea.RightDockWidgetArea,
+    "top": Qt.DockWidgetArea.TopDockWidgetArea,
+    "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+}
+
+
+class MainWindow(QMainWindow):
+    """Holds every panel as a dock; later features add theirs through `PANELS`."""
+
+    def __init__(self, context: PanelContext) -> None:
+        super().__init__()
+        self.context = context
+        self.panels: dict[str, QWidget] = {}
+        self.setWindowTitle("Kafka CDC Studio")
+        self.setDockNestingEnabled(True)
+        self.resize(1400, 860)
+        if context.dashboard:
+            font = QFont(self.font())
+            font.setPointSizeF(font.pointSizeF() * 1.6)
+            self.setFont(font)
+
+        self.messages_list = QListWidget()
+        self.messages_list.setWordWrap(True)
+        self._view_menu = self._build_menus()
+        self._messages_dock = self.add_panel("Messages", self.messages_list, "bottom")
+        for name in PANELS:
+            self._open_panel(name)
+        self._sized = False
+
+        self.stack_label = QLabel("stack: unknown")
+        self.statusBar().addPermanentWidget(self.stack_label)
+        context.stack.changed.connect(self._on_stack_changed)
+        context.stack.progressed.connect(self._on_progressed)
+        context.messages.attach(self.show_message)
+
+    def _build_menus(self) -> object:
+        file_menu = self.menuBar().addMenu("&File")
+        if not (self.context.dashboard or self.context.read_only):
+            start = QAction("Start the embedded stack", self)
+            start.triggered.connect(self.context.stack.start)
+            file_menu.addAction(start)
+        quit_action = QAction("&Quit (the stack keeps running)", self)
+        quit_action.setShortcut("Ctrl+Q")
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        return self.menuBar().addMenu("&View")
+
+    def add_panel(
+        self, title: str, widget: QWidget, area: str = "right"
+    ) -> QDockWidget:
+        """Put ``widget`` in a dock titled ``title``, listed in the View menu."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        if self.context.dashboard:
+            dock.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
+        self.addDockWidget(AREAS.get(area, AREAS["right"]), dock)
+        self._view_menu.addAction(dock.toggleViewAction())  # type: ignore[attr-defined]
+        self.panels[title] = widget
+        return dock
+
+    def _open_panel(self, name: str) -> None:
+        try:
+            module = importlib.import_module(name)
+            widget = module.create_panel(self.context)
+        except Exception as exc:  # noqa: BLE001 - one broken panel must not stop the rest
+            self.context.messages.error(exc, f"opening panel {name}")
+            return
+        self.add_panel(module.TITLE, widget, getattr(module, "AREA", "right"))
+
+    def save_screenshot(self, path: Path) -> Path:
+        """Render the window to a PNG file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.grab().save(str(path)):
+            raise OSError(f"could not write {path}")
+        log.info("screenshot saved to %s", path)
+        return path
+
+    def show_message(self, message: Message) -> None:
+        prefix = {logging.ERROR: "error", logging.WARNING: "warning"}.get(
+            message.level, "info"
+        )
+        item = QListWidgetItem(f"{prefix}: {message.full_text()}")
+        if message.level >= logging.ERROR:
+            item.setForeground(Qt.GlobalColor.red)
+        self.messages_list.addItem(item)
+        self.messages_list.scrollToBottom()
+        self.statusBar().showMessage(message.text, 10_000)
+
+    @Slot(object)
+    def _on_stack_changed(self, status: object) -> None:
+        nodes = getattr(status, "nodes", [])
+        brokers = [n for n in nodes if n.role == "broker"]
+        up = sum(1 for n in brokers if n.up)
+        self.stack_label.setText(
+            f"stack: {up}/{len(brokers)} brokers up" if nodes else "stack: not started"
+        )
+
+    @Slot(str)
+    def _on_progressed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 5_000)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._sized:  # docks have their sizes only once the window is shown
+            self._sized = True
+            self.resizeDocks([self._messages_dock], [110], Qt.Orientation.Vertical)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self.context.stack.stop_polling()
+        log.info(
+            "window closed; the embedded stack keeps running "
+            "(stop it with `cdc-studio stack down`)"
+        )
+        super().closeEvent(event)

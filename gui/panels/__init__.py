@@ -1,0 +1,32 @@
+"""The registry of panels the main window opens, and what each one is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.settings import Settings
+from gui.bridge import Bridge
+from gui.messages import Messages
+from gui.stack_model import StackModel
+
+
+@dataclass
+class PanelContext:
+    """What a panel gets: settings, the bridge, the stack and the message path.
+
+    A panel module has `TITLE` and `create_panel(context) -> QWidget`, and may
+    set `AREA` to "left", "right", "top" or "bottom" (default "right").
+    """
+
+    settings: Settings
+    bridge: Bridge
+    messages: Messages
+    stack: StackModel
+    dashboard: bool = False
+    read_only: bool = False
+
+
+# Module names, in the order their docks open. Later features append here.
+PANELS: list[str] = [
+    "gui.panels.stack_panel",
+]
