@@ -59,3 +59,59 @@ class H2Error(StudioError):
 
 class H2AuthError(H2Error):
     """H2 rejected the user name or password."""
+
+
+class DemoError(StudioError):
+    """A crash-and-recover demo could not be set up or run to its end."""
+
+
+class UnknownScenarioError(DemoError):
+    """A demo scenario name or knob that does not exist."""
+
+
+class KafkaUnreachableError(KafkaConnectionError):
+    """No broker of the cluster answers at the bootstrap servers."""
+
+
+class KafkaAuthError(KafkaConnectionError):
+    """The cluster rejected the SASL credentials."""
+
+
+class KafkaTlsError(KafkaConnectionError):
+    """The TLS handshake failed: unknown CA or a host name mismatch."""
+
+
+class ClusterActionError(StudioError):
+    """The cluster refused an action: create, alter, elect or delete."""
+
+
+class ReadOnlyError(StudioError):
+    """A write was asked of a read-only connection profile."""
+
+
+class ProfileError(StudioError):
+    """A connection profile is missing, malformed or lacks its password."""
+
+
+class ConsumerError(StudioError):
+    """A consumer group, one of its member processes or a tail failed."""
+
+
+class ConsumerSpecError(ConsumerError):
+    """A consumer group or member was asked for something that cannot work."""
+
+
+class LagError(StudioError):
+    """Consumer lag could not be sampled from the cluster."""
+
+
+class CaptureError(StudioError):
+    """A capture rule, trigger or outbox cannot be set up or used."""
+
+
+class RelayError(StudioError):
+    """The relay cannot move changes from the outbox to Kafka."""
+
+
+class RelayFencedError(RelayError):
+    """A newer relay with the same transactional id took over: this one stops."""
