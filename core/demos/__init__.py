@@ -1,0 +1,1 @@
+"""Crash-and-recover demos: scenarios, worker processes, and the ledger."""

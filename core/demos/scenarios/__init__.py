@@ -1,0 +1,1 @@
+"""The demo scenarios, one module per family."""
