@@ -1,0 +1,1 @@
+"""Change capture to Kafka: change events, the outbox relay, the webhook receiver."""

@@ -1,0 +1,84 @@
+"""The outbox table as the relay uses it: read a batch, delete, reject, count."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from core.cdc.events import OUTBOX_COLUMNS, OutboxRow
+from core.h2.connection import H2Connection
+from core.h2.triggers import OUTBOX, REJECTED
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500
+
+
+def fetch(
+    conn: H2Connection, limit: int, schemas: tuple[str, ...] = ()
+) -> list[OutboxRow]:
+    """The committed rows with the lowest sequence numbers, in sequence order.
+
+    Per key this is commit order: a second change of a row waits for the
+    row lock of the first, so it gets a higher sequence and commits later.
+    """
+    where = ""
+    if schemas:
+        where = "WHERE TABLE_SCHEMA IN (" + ", ".join("?" * len(schemas)) + ") "
+    rows = conn.query(
+        f"SELECT {OUTBOX_COLUMNS} FROM {OUTBOX} {where}ORDER BY SEQ LIMIT ?",
+        [*schemas, limit],
+    )
+    return [OutboxRow.from_row(r) for r in rows]
+
+
+def delete(conn: H2Connection, seqs: list[int]) -> int:
+    """Delete published rows; deleting one twice is harmless."""
+    deleted = 0
+    for start in range(0, len(seqs), _CHUNK):
+        chunk = seqs[start : start + _CHUNK]
+        listed = ", ".join(str(int(s)) for s in chunk)
+        result = conn.run(f"DELETE FROM {OUTBOX} WHERE SEQ IN ({listed})")
+        deleted += result.update_count or 0
+    return deleted
+
+
+def reject(conn: H2Connection, row: OutboxRow, reason: str) -> None:
+    """Move a row that Kafka cannot take to the rejected table, atomically."""
+    conn.set_autocommit(False)
+    try:
+        conn.run(
+            f"INSERT INTO {REJECTED} SELECT {OUTBOX_COLUMNS}, ?, ? FROM {OUTBOX} "
+            "WHERE SEQ = ?",
+            [reason, int(time.time() * 1000), row.seq],
+        )
+        conn.run(f"DELETE FROM {OUTBOX} WHERE SEQ = ?", [row.seq])
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.set_autocommit(True)
+
+
+def backlog(conn: H2Connection) -> int:
+    """Committed changes not yet published."""
+    return int(conn.query(f"SELECT COUNT(*) FROM {OUTBOX}")[0][0])
+
+
+def per_table(conn: H2Connection) -> dict[tuple[str, str], int]:
+    """The backlog of each captured table."""
+    rows = conn.query(
+        f"SELECT TABLE_SCHEMA, TABLE_NAME, COUNT(*) FROM {OUTBOX} "
+        "GROUP BY TABLE_SCHEMA, TABLE_NAME"
+    )
+    return {(s, t): int(n) for s, t, n in rows}
+
+
+def rejected(conn: H2Connection) -> list[tuple[int, str, str, str | None, str]]:
+    """Rejected rows: sequence, schema, table, key and reason."""
+    rows = conn.query(
+        f"SELECT SEQ, TABLE_SCHEMA, TABLE_NAME, KEY_JSON, REASON FROM {REJECTED} "
+        "ORDER BY SEQ"
+    )
+    return [(int(a), b, c, d, e) for a, b, c, d, e in rows]
