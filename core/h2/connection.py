@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,7 +18,12 @@ from core.stack import h2_node
 log = logging.getLogger(__name__)
 
 ENV_PASSWORD = "CDC_STUDIO_H2_PASSWORD"
-_FORBIDDEN_URL_PARTS = ("INIT=", "RUNSCRIPT", "FORBID_CREATION", "IGNORE_UNKNOWN_SETTINGS")
+_FORBIDDEN_URL_PARTS = (
+    "INIT=",
+    "RUNSCRIPT",
+    "FORBID_CREATION",
+    "IGNORE_UNKNOWN_SETTINGS",
+)
 _jvm_lock = threading.Lock()
 
 # H2 error codes (org.h2.api.ErrorCode) that mean something to a user.
@@ -93,15 +97,20 @@ class H2Connection:
     """One JDBC connection; values come back exact (see ``_read_value``)."""
 
     def __init__(
-        self, settings: Settings, *, url: str | None = None, user: str | None = None,
+        self,
+        settings: Settings,
+        *,
+        url: str | None = None,
+        user: str | None = None,
         password: str | None = None,
     ) -> None:
         self.url = url or h2_node.url(settings)
         self.user = user or settings.h2.user
         check_url(self.url)
         start_jvm(settings)
-        self._jconn = self._connect(password if password is not None
-                                    else embedded_password(settings))
+        self._jconn = self._connect(
+            password if password is not None else embedded_password(settings)
+        )
 
     def _connect(self, password: str) -> Any:
         """Connect through jaydebeapi; keep its java.sql.Connection for exact reads.
@@ -168,7 +177,9 @@ class H2Connection:
                 hint="check the SQL against H2's grammar and the table names",
             ) from None
 
-    def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[list[Any]]:
+    def query(
+        self, sql: str, params: list[Any] | tuple[Any, ...] = ()
+    ) -> list[list[Any]]:
         return self.run(sql, params).rows
 
 
@@ -231,11 +242,11 @@ def _read_result_set(rs: Any) -> Result:
 
 
 # java.sql.Types codes
-_INTEGERS = {-6, 5, 4, -5}          # TINYINT SMALLINT INTEGER BIGINT
-_DECIMALS = {2, 3}                  # NUMERIC DECIMAL
-_FLOATS = {6, 7, 8}                 # FLOAT REAL DOUBLE
-_BOOLEANS = {16, -7}                # BOOLEAN BIT
-_BINARIES = {-2, -3, -4, 2004}      # BINARY VARBINARY LONGVARBINARY BLOB
+_INTEGERS = {-6, 5, 4, -5}  # TINYINT SMALLINT INTEGER BIGINT
+_DECIMALS = {2, 3}  # NUMERIC DECIMAL
+_FLOATS = {6, 7, 8}  # FLOAT REAL DOUBLE
+_BOOLEANS = {16, -7}  # BOOLEAN BIT
+_BINARIES = {-2, -3, -4, 2004}  # BINARY VARBINARY LONGVARBINARY BLOB
 
 
 def _read_value(rs: Any, index: int, kind: int) -> Any:

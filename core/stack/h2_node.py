@@ -55,19 +55,25 @@ def ensure_database(settings: Settings, java: Java, build: JvmBuild) -> None:
         return
     base.mkdir(parents=True, exist_ok=True)
     command = [
-        str(java.executable), "-cp", build.h2_class_path(),
+        str(java.executable),
+        "-cp",
+        build.h2_class_path(),
         "studio.cdc.tools.CreateDatabase",
-        str(base / settings.h2.database), settings.h2.user,
+        str(base / settings.h2.database),
+        settings.h2.user,
     ]
     done = subprocess.run(
-        command, input=password(settings) + "\n", capture_output=True, text=True,
+        command,
+        input=password(settings) + "\n",
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     if done.returncode != 0 or not db_file.exists():
         raise StackError(
             f"Creating the H2 database {db_file} failed: "
             f"{(done.stdout + done.stderr).strip()[-500:]}",
-            hint="check the data folder, or wipe it with `cdc-studio stack down --wipe`",
+            hint="check the data folder, or wipe it: `cdc-studio stack down --wipe`",
         )
     log.info("created H2 database %s", db_file)
 
@@ -79,8 +85,12 @@ def server_command(settings: Settings, java: Java, build: JvmBuild) -> list[str]
         f"-Xmx{settings.h2.heap_mb}m",
         "-XX:TieredStopAtLevel=1",
         "-Dh2.bindAddress=127.0.0.1",
-        "-cp", build.h2_class_path(),
+        "-cp",
+        build.h2_class_path(),
         "org.h2.tools.Server",
-        "-tcp", "-tcpPort", str(settings.h2.port),
-        "-baseDir", str(h2_dir(settings)),
+        "-tcp",
+        "-tcpPort",
+        str(settings.h2.port),
+        "-baseDir",
+        str(h2_dir(settings)),
     ]

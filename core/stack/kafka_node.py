@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import subprocess
 import uuid
-import base64
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -99,7 +99,11 @@ def is_formatted(config: dict[str, str]) -> bool:
 
 
 def java_command(
-    java: Java, build: JvmBuild, heap_mb: int, main: str, *args: str,
+    java: Java,
+    build: JvmBuild,
+    heap_mb: int,
+    main: str,
+    *args: str,
     log_config: Path = LOG4J_CONFIG,
 ) -> list[str]:
     """The ``java`` command line of a Kafka node or tool."""
@@ -126,15 +130,24 @@ def format_storage(
 
     def run(config_file: Path) -> None:
         command = java_command(
-            java, build, 128, "kafka.tools.StorageTool",
-            "format", "--config", str(config_file), "--cluster-id", cluster_id,
-            "--ignore-formatted", log_config=TOOLS_LOG4J_CONFIG,
+            java,
+            build,
+            128,
+            "kafka.tools.StorageTool",
+            "format",
+            "--config",
+            str(config_file),
+            "--cluster-id",
+            cluster_id,
+            "--ignore-formatted",
+            log_config=TOOLS_LOG4J_CONFIG,
         )
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
             raise StackError(
-                f"Formatting Kafka storage for {config_file.parent.name} failed:\n{tail}",
+                f"Formatting Kafka storage for {config_file.parent.name} failed:"
+                f"\n{tail}",
                 hint="wipe the data folder with `cdc-studio stack down --wipe` "
                 "and start again",
             )

@@ -52,9 +52,13 @@ class NodeStatus:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "role": self.role, "node_id": self.node_id,
-            "pid": self.pid if self.up else None, "port": self.port,
-            "rack": self.rack, "state": "up" if self.up else "down",
+            "name": self.name,
+            "role": self.role,
+            "node_id": self.node_id,
+            "pid": self.pid if self.up else None,
+            "port": self.port,
+            "rack": self.rack,
+            "state": "up" if self.up else "down",
         }
 
 
@@ -74,9 +78,12 @@ class StackStatus:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "data_dir": str(self.data_dir), "cluster_id": self.cluster_id,
-            "bootstrap_servers": self.bootstrap_servers, "h2_url": self.h2_url,
-            "running": self.running, "nodes": [n.to_json() for n in self.nodes],
+            "data_dir": str(self.data_dir),
+            "cluster_id": self.cluster_id,
+            "bootstrap_servers": self.bootstrap_servers,
+            "h2_url": self.h2_url,
+            "running": self.running,
+            "nodes": [n.to_json() for n in self.nodes],
         }
 
 
@@ -145,9 +152,10 @@ class Stack:
         state = self._load_state()
         records = self._records(state)
         brokers = sorted(r.node_id or 0 for r in records.values() if r.role == "broker")
-        bootstrap = ",".join(
-            f"127.0.0.1:{self.settings.broker_port(b)}" for b in brokers
-        ) or self.settings.bootstrap_servers
+        bootstrap = (
+            ",".join(f"127.0.0.1:{self.settings.broker_port(b)}" for b in brokers)
+            or self.settings.bootstrap_servers
+        )
         nodes = [
             NodeStatus(
                 r.name, r.role, r.node_id, r.pid, r.port, r.rack, process.is_running(r)
@@ -155,19 +163,27 @@ class Stack:
             for r in records.values()
         ]
         return StackStatus(
-            self.data_dir, state.get("cluster_id"), bootstrap,
-            h2_node.url(self.settings), nodes,
+            self.data_dir,
+            state.get("cluster_id"),
+            bootstrap,
+            h2_node.url(self.settings),
+            nodes,
         )
 
     def broker_ids(self) -> list[int]:
         records = self._records(self._load_state())
-        return sorted(r.node_id for r in records.values() if r.role == "broker"
-                      and r.node_id is not None)
+        return sorted(
+            r.node_id
+            for r in records.values()
+            if r.role == "broker" and r.node_id is not None
+        )
 
     # -- up --------------------------------------------------------------
 
     def up(
-        self, brokers: int | None = None, progress: Progress | None = None,
+        self,
+        brokers: int | None = None,
+        progress: Progress | None = None,
         timeout: float | None = None,
     ) -> tuple[StackStatus, bool]:
         """Start whatever is not running; return the status and whether it was reused.
@@ -184,8 +200,10 @@ class Stack:
             recorded_brokers = [r for r in records.values() if r.role == "broker"]
             if brokers is None:
                 brokers = len(recorded_brokers) or self.settings.kafka.brokers
-            if recorded_brokers and len(recorded_brokers) != brokers and any(
-                process.is_running(r) for r in records.values()
+            if (
+                recorded_brokers
+                and len(recorded_brokers) != brokers
+                and any(process.is_running(r) for r in records.values())
             ):
                 raise StackError(
                     f"A stack with {len(recorded_brokers)} brokers is running; "
@@ -214,14 +232,20 @@ class Stack:
 
             h2_error: list[BaseException] = []
             h2_thread = threading.Thread(
-                target=self._start_h2_guarded, args=(wanted["h2"], java, build, h2_error),
-                name="h2-start", daemon=True,
+                target=self._start_h2_guarded,
+                args=(wanted["h2"], java, build, h2_error),
+                name="h2-start",
+                daemon=True,
             )
             h2_thread.start()
             self._start_kafka(state["cluster_id"], wanted, brokers, java, build, say)
-            self._save_state(state | {"nodes": {n: r.to_json() for n, r in wanted.items()}})
+            self._save_state(
+                state | {"nodes": {n: r.to_json() for n, r in wanted.items()}}
+            )
             h2_thread.join()
-            self._save_state(state | {"nodes": {n: r.to_json() for n, r in wanted.items()}})
+            self._save_state(
+                state | {"nodes": {n: r.to_json() for n, r in wanted.items()}}
+            )
             if h2_error:
                 raise h2_error[0]
 
@@ -232,10 +256,14 @@ class Stack:
             state["nodes"] = {n: r.to_json() for n, r in wanted.items()}
             self._save_state(state)
             say("stack ready")
-            log.info("stack up: %d brokers, H2 on port %d", brokers, self.settings.h2.port)
+            log.info(
+                "stack up: %d brokers, H2 on port %d", brokers, self.settings.h2.port
+            )
             return self.status(), False
 
-    def _plan(self, brokers: int, records: dict[str, NodeRecord]) -> dict[str, NodeRecord]:
+    def _plan(
+        self, brokers: int, records: dict[str, NodeRecord]
+    ) -> dict[str, NodeRecord]:
         """The node records the stack should have, keeping running ones as they are."""
         s = self.settings
         wanted: dict[str, NodeRecord] = {}
@@ -245,33 +273,56 @@ class Stack:
             wanted[record.name] = old if old and process.is_running(old) else record
 
         ctl_dir = kafka_node.node_dir(s, "controller")
-        keep_or_new(NodeRecord(
-            "controller", "controller", kafka_node.CONTROLLER_ID,
-            s.kafka.controller_port, None, log_file=str(ctl_dir / "controller.log"),
-        ))
+        keep_or_new(
+            NodeRecord(
+                "controller",
+                "controller",
+                kafka_node.CONTROLLER_ID,
+                s.kafka.controller_port,
+                None,
+                log_file=str(ctl_dir / "controller.log"),
+            )
+        )
         for broker_id in range(1, brokers + 1):
             name = f"broker-{broker_id}"
-            keep_or_new(NodeRecord(
-                name, "broker", broker_id, s.broker_port(broker_id),
-                f"rack-{broker_id}",
-                log_file=str(kafka_node.node_dir(s, name) / f"{name}.log"),
-            ))
-        keep_or_new(NodeRecord(
-            "h2", "h2", None, s.h2.port, None,
-            log_file=str(h2_node.h2_dir(s) / "h2-server.log"),
-        ))
+            keep_or_new(
+                NodeRecord(
+                    name,
+                    "broker",
+                    broker_id,
+                    s.broker_port(broker_id),
+                    f"rack-{broker_id}",
+                    log_file=str(kafka_node.node_dir(s, name) / f"{name}.log"),
+                )
+            )
+        keep_or_new(
+            NodeRecord(
+                "h2",
+                "h2",
+                None,
+                s.h2.port,
+                None,
+                log_file=str(h2_node.h2_dir(s) / "h2-server.log"),
+            )
+        )
         return wanted
 
     def _check_port(self, record: NodeRecord) -> None:
         setting = {
-            "controller": "kafka.controller_port", "broker": "kafka.base_port",
+            "controller": "kafka.controller_port",
+            "broker": "kafka.base_port",
             "h2": "h2.port",
         }[record.role]
         process.check_port_free(record.port, setting, record.name)
 
     def _start_kafka(
-        self, cluster_id: str, wanted: dict[str, NodeRecord], brokers: int,
-        java: jvm.Java, build: jvm.JvmBuild, say: Progress,
+        self,
+        cluster_id: str,
+        wanted: dict[str, NodeRecord],
+        brokers: int,
+        java: jvm.Java,
+        build: jvm.JvmBuild,
+        say: Progress,
     ) -> None:
         s = self.settings
         configs: dict[str, tuple[dict[str, str], int]] = {
@@ -279,7 +330,8 @@ class Stack:
         }
         for broker_id in range(1, brokers + 1):
             configs[f"broker-{broker_id}"] = (
-                kafka_node.broker_config(s, broker_id, brokers), s.kafka.broker_heap_mb
+                kafka_node.broker_config(s, broker_id, brokers),
+                s.kafka.broker_heap_mb,
             )
         files = {
             name: kafka_node.write_config(
@@ -288,7 +340,8 @@ class Stack:
             for name, (config, _) in configs.items()
         }
         unformatted = [
-            files[name] for name, (config, _) in configs.items()
+            files[name]
+            for name, (config, _) in configs.items()
             if not kafka_node.is_formatted(config)
         ]
         if unformatted:
@@ -309,7 +362,10 @@ class Stack:
             log.info("started %s (pid %s, port %s)", name, record.pid, record.port)
 
     def _start_h2_guarded(
-        self, record: NodeRecord, java: jvm.Java, build: jvm.JvmBuild,
+        self,
+        record: NodeRecord,
+        java: jvm.Java,
+        build: jvm.JvmBuild,
         errors: list[BaseException],
     ) -> None:
         try:
@@ -325,7 +381,10 @@ class Stack:
             errors.append(exc)
 
     def _wait_ready(
-        self, wanted: dict[str, NodeRecord], brokers: int, timeout: float,
+        self,
+        wanted: dict[str, NodeRecord],
+        brokers: int,
+        timeout: float,
         say: Progress,
     ) -> None:
         deadline = time.monotonic() + timeout
@@ -338,7 +397,7 @@ class Stack:
                     raise NodeDiedError(
                         f"{record.name} exited during start-up. Last lines of "
                         f"{record.log_file}:\n{process.log_tail(Path(record.log_file))}",
-                        hint="fix the cause above, then run `cdc-studio stack up` again",
+                        hint="fix the cause above, then `cdc-studio stack up` again",
                     )
             for name in sorted(pending):
                 record = wanted[name]
@@ -387,11 +446,15 @@ class Stack:
                     future.result(timeout=5)
             time.sleep(0.2)
         resource = ConfigResource(
-            ConfigResource.Type.TOPIC, "__consumer_offsets",
-            incremental_configs=[ConfigEntry(
-                "min.insync.replicas", "2",
-                incremental_operation=AlterConfigOpType.SET,
-            )],
+            ConfigResource.Type.TOPIC,
+            "__consumer_offsets",
+            incremental_configs=[
+                ConfigEntry(
+                    "min.insync.replicas",
+                    "2",
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            ],
         )
         for future in admin.incremental_alter_configs([resource]).values():
             future.result(timeout=30)
@@ -405,7 +468,9 @@ class Stack:
         with self._locked():
             state = self._load_state()
             records = self._records(state)
-            order = sorted(records.values(), key=lambda r: {"broker": 0, "h2": 1}.get(r.role, 2))
+            order = sorted(
+                records.values(), key=lambda r: {"broker": 0, "h2": 1}.get(r.role, 2)
+            )
             for record in order:
                 if process.is_running(record):
                     process.stop(record)
@@ -432,7 +497,10 @@ class Stack:
         state = self._load_state()
         record = self._records(state).get(f"broker-{broker_id}")
         if record is None:
-            known = ", ".join(str(b) for b in self.broker_ids()) or "none (stack not set up)"
+            known = (
+                ", ".join(str(b) for b in self.broker_ids())
+                or "none (stack not set up)"
+            )
             raise UnknownNodeError(
                 f"There is no broker {broker_id}", hint=f"brokers are: {known}"
             )
@@ -468,7 +536,10 @@ class Stack:
             self._check_port(record)
             name = record.name
             command = kafka_node.java_command(
-                java, build, self.settings.kafka.broker_heap_mb, "kafka.Kafka",
+                java,
+                build,
+                self.settings.kafka.broker_heap_mb,
+                "kafka.Kafka",
                 str(kafka_node.node_dir(self.settings, name) / "server.properties"),
             )
             record.pid, record.create_time = process.spawn(

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 TOOLS = {
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",
     "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
-    "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "kafka-consumer-groups": (
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+    ),
     "kafka-configs": "org.apache.kafka.tools.ConfigCommand",
     "kafka-leader-election": "org.apache.kafka.tools.LeaderElectionCommand",
     "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
@@ -26,13 +28,19 @@ TOOLS = {
 
 
 def run_tool(settings: Settings, tool: str, *args: str, timeout: float = 120) -> str:
-    """Run ``tool`` (e.g. ``kafka-topics``) with ``args``; return its standard output."""
+    """Run ``tool`` (e.g. ``kafka-topics``) with ``args``; return its stdout."""
     if tool not in TOOLS:
-        raise StackError(f"Unknown Kafka tool {tool}", hint=f"known: {', '.join(TOOLS)}")
+        raise StackError(
+            f"Unknown Kafka tool {tool}", hint=f"known: {', '.join(TOOLS)}"
+        )
     java = jvm.find_java(settings)
     build = jvm.ensure_built(settings, java)
     command = kafka_node.java_command(
-        java, build, 256, TOOLS[tool], *args,
+        java,
+        build,
+        256,
+        TOOLS[tool],
+        *args,
         log_config=kafka_node.TOOLS_LOG4J_CONFIG,
     )
     log.debug("running %s %s", tool, " ".join(args))
@@ -47,11 +55,18 @@ def run_tool(settings: Settings, tool: str, *args: str, timeout: float = 120) ->
     return done.stdout
 
 
-def describe_topic(settings: Settings, bootstrap: str, topic: str) -> dict[int, dict[str, object]]:
+def describe_topic(
+    settings: Settings, bootstrap: str, topic: str
+) -> dict[int, dict[str, object]]:
     """Leader, replicas and ISR per partition, as `kafka-topics --describe` says."""
     out = run_tool(
-        settings, "kafka-topics", "--bootstrap-server", bootstrap, "--describe",
-        "--topic", topic,
+        settings,
+        "kafka-topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--describe",
+        "--topic",
+        topic,
     )
     partitions: dict[int, dict[str, object]] = {}
     for line in out.splitlines():

@@ -64,7 +64,10 @@ def main() -> int:
     print("stack (controller, 3 brokers, H2) until ready")
     print(f"  cold start median:   {cold_median:.2f} s over {len(cold)} runs")
     print(f"  warm restart median: {warm_median:.2f} s over {len(warm)} runs")
-    print(f"  cold / goal ({COLD_START_GOAL_S:.0f} s): {cold_median / COLD_START_GOAL_S:.2f}")
+    print(
+        f"  cold / goal ({COLD_START_GOAL_S:.0f} s): "
+        f"{cold_median / COLD_START_GOAL_S:.2f}"
+    )
     print(f"  warm / cold:         {warm_median / cold_median:.2f}")
     return 0
 

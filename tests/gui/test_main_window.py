@@ -109,6 +109,7 @@ def test_stack_panel_kill_and_start_a_broker(
     assert {n.name: n.up for n in stack.status().nodes}["broker-3"]
 
 
+@pytest.mark.expect_warnings
 def test_messages_are_held_until_the_window_exists(
     qtbot: QtBot, stack_settings: Settings
 ) -> None:
@@ -122,6 +123,7 @@ def test_messages_are_held_until_the_window_exists(
     assert shown == ["early warning\nwhat to do", "later error"]
 
 
+@pytest.mark.expect_warnings
 def test_a_failing_stack_action_is_shown_with_its_hint(
     qtbot: QtBot, window: MainWindow
 ) -> None:

@@ -40,7 +40,7 @@ def test_busy_port_names_port_and_setting(tmp_path: Path) -> None:
     message = str(info.value)
     assert f"Port {settings.broker_port(2)} (for broker-2) is busy" in message
     assert "kafka.base_port" in message
-    assert "python" in message  # the process holding it is named
+    assert f"pid {os.getpid()}" in message  # the process holding it is named
     assert not Stack(settings).status().running
 
 
@@ -64,9 +64,22 @@ def test_java_absent_from_path(tmp_path: Path) -> None:
         f"[h2]\nport = {SPARE_BASE + 100}\n"
     )
     done = subprocess.run(
-        [sys.executable, "-m", "core.cli", "--config", str(settings_file),
-         "--data-dir", str(tmp_path / "data"), "stack", "up", "--json"],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "--config",
+            str(settings_file),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "stack",
+            "up",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
         cwd=Path(__file__).resolve().parents[3],
     )
     assert done.returncode == 2, done.stderr
@@ -81,9 +94,7 @@ def test_running_stack_is_reused_not_doubled(stack: Stack) -> None:
     assert reused is True
     assert {n.name: n.pid for n in status.nodes} == before
     assert all(n.up for n in status.nodes)
-    java_pids = [
-        p for p in before.values() if p is not None
-    ]
+    java_pids = [p for p in before.values() if p is not None]
     assert len(set(java_pids)) == 5  # controller, 3 brokers, H2
 
 

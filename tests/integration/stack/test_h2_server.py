@@ -22,8 +22,8 @@ def test_create_insert_select_exact_values(stack: Stack) -> None:
             "AT TIMESTAMP(9), NAME VARCHAR(40), FLAG BOOLEAN, DATA VARBINARY(8))"
         )
         conn.run(
-            "INSERT INTO STACK_EXACT VALUES (?, ?, TIMESTAMP '2024-02-29 23:59:59.090000001',"
-            " ?, ?, ?)",
+            "INSERT INTO STACK_EXACT VALUES"
+            " (?, ?, TIMESTAMP '2024-02-29 23:59:59.090000001', ?, ?, ?)",
             [9007199254740993, Decimal("12.3400"), "Zoë ✓", True, b"\x00\x01\xff"],
         )
         conn.run("INSERT INTO STACK_EXACT (ID) VALUES (2)")
@@ -32,8 +32,14 @@ def test_create_insert_select_exact_values(stack: Stack) -> None:
     assert result.columns == ["ID", "PRICE", "AT", "NAME", "FLAG", "DATA"]
     assert result.rows == [
         [2, None, None, None, None, None],
-        [9007199254740993, Decimal("12.3400"), "2024-02-29 23:59:59.090000001",
-         "Zoë ✓", True, b"\x00\x01\xff"],
+        [
+            9007199254740993,
+            Decimal("12.3400"),
+            "2024-02-29 23:59:59.090000001",
+            "Zoë ✓",
+            True,
+            b"\x00\x01\xff",
+        ],
     ]
     assert str(result.rows[1][1]) == "12.3400"
 
@@ -42,7 +48,8 @@ def test_h2_listens_on_loopback_only(stack: Stack) -> None:
     h2 = next(n for n in stack.status().nodes if n.role == "h2")
     assert h2.up and h2.pid
     listening = [
-        c for c in psutil.net_connections(kind="tcp")
+        c
+        for c in psutil.net_connections(kind="tcp")
         if c.pid == h2.pid and c.status == psutil.CONN_LISTEN
     ]
     assert [c.laddr.port for c in listening] == [stack.settings.h2.port]

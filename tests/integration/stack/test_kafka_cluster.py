@@ -35,19 +35,27 @@ def create_topic(bootstrap: str, partitions: int, replication: int) -> str:
     futures = admin.create_topics([NewTopic(name, partitions, replication)])
     futures[name].result(timeout=30)
     wait_for(
-        lambda: all(
-            p.leader >= 0
-            for p in admin.list_topics(name, timeout=5).topics[name].partitions.values()
-        ) and len(admin.list_topics(name, timeout=5).topics[name].partitions) == partitions,
-        30, f"leaders of {name}",
+        lambda: (
+            all(
+                p.leader >= 0
+                for p in admin.list_topics(name, timeout=5)
+                .topics[name]
+                .partitions.values()
+            )
+            and len(admin.list_topics(name, timeout=5).topics[name].partitions)
+            == partitions
+        ),
+        30,
+        f"leaders of {name}",
     )
     return name
 
 
 def test_round_trip_six_partitions_rf3(stack: Stack, bootstrap: str) -> None:
     topic = create_topic(bootstrap, partitions=6, replication=3)
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                         "enable.idempotence": True})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True}
+    )
     delivered: list[tuple[int, int, bytes]] = []
 
     def on_delivery(err: object, msg: object) -> None:
@@ -57,16 +65,23 @@ def test_round_trip_six_partitions_rf3(stack: Stack, bootstrap: str) -> None:
     for partition in range(6):
         for n in range(5):
             producer.produce(
-                topic, key=f"k{partition}", value=f"p{partition}-m{n}-ü".encode(),
-                partition=partition, on_delivery=on_delivery,
+                topic,
+                key=f"k{partition}",
+                value=f"p{partition}-m{n}-ü".encode(),
+                partition=partition,
+                on_delivery=on_delivery,
             )
     assert producer.flush(30) == 0
     assert len(delivered) == 30
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"g-{topic}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"g-{topic}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         consumer.assign([TopicPartition(topic, p, 0) for p in range(6)])
         seen: dict[int, list[tuple[int, str, str]]] = {p: [] for p in range(6)}
@@ -99,6 +114,7 @@ def test_leader_killed_new_leader_isr_and_rejoin(stack: Stack, bootstrap: str) -
 
     stack.kill_broker(old_leader)
     try:
+
         def new_leader() -> int | None:
             md = admin.list_topics(topic, timeout=5).topics[topic].partitions[0]
             if md.leader not in (-1, old_leader) and old_leader not in md.isrs:
@@ -108,11 +124,15 @@ def test_leader_killed_new_leader_isr_and_rejoin(stack: Stack, bootstrap: str) -
         leader = wait_for(new_leader, 60, "a new leader without the killed broker")
         assert leader != old_leader
 
-        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                             "message.timeout.ms": 30000})
+        producer = Producer(
+            {"bootstrap.servers": bootstrap, "acks": "all", "message.timeout.ms": 30000}
+        )
         results: list[object] = []
-        producer.produce(topic, value=b"after-kill",
-                         on_delivery=lambda err, msg: results.append(err or msg.offset()))
+        producer.produce(
+            topic,
+            value=b"after-kill",
+            on_delivery=lambda err, msg: results.append(err or msg.offset()),
+        )
         assert producer.flush(40) == 0
         assert results == [0]
 
@@ -126,7 +146,8 @@ def test_leader_killed_new_leader_isr_and_rejoin(stack: Stack, bootstrap: str) -
 
     wait_for(
         lambda: old_leader in describe_topic(settings, bootstrap, topic)[0]["isr"],  # type: ignore[operator]
-        90, f"broker {old_leader} back in the ISR",
+        90,
+        f"broker {old_leader} back in the ISR",
     )
     final = describe_topic(settings, bootstrap, topic)[0]
     assert sorted(final["isr"]) == [1, 2, 3]  # type: ignore[arg-type]

@@ -22,7 +22,8 @@ def fake_java(folder: Path, version: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("version", "major"), [("17.0.15", 17), ("1.8.0_392", 8), ("21", 21), ("11.0.2", 11)]
+    ("version", "major"),
+    [("17.0.15", 17), ("1.8.0_392", 8), ("21", 21), ("11.0.2", 11)],
 )
 def test_java_major(tmp_path: Path, version: str, major: int) -> None:
     assert jvm.java_major(fake_java(tmp_path, version)) == major

@@ -28,10 +28,14 @@ def test_round_trip(tmp_path: Path) -> None:
     assert loaded.data_path == tmp_path / "d"
 
 
-def test_data_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_data_dir_from_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv(settings.ENV_DATA_DIR, str(tmp_path / "env"))
     assert settings.Settings().data_path == tmp_path / "env"
-    assert settings.Settings(data_dir=str(tmp_path / "own")).data_path == tmp_path / "own"
+    assert (
+        settings.Settings(data_dir=str(tmp_path / "own")).data_path == tmp_path / "own"
+    )
 
 
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
@@ -49,7 +53,9 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
         ("kafka = [", "Cannot read settings file"),
     ],
 )
-def test_bad_settings_name_the_setting(tmp_path: Path, text: str, expected: str) -> None:
+def test_bad_settings_name_the_setting(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     path = tmp_path / "s.toml"
     path.write_text(text)
     with pytest.raises(SettingsError) as info:

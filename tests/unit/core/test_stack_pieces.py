@@ -60,9 +60,13 @@ def test_port_check() -> None:
 
 def test_process_identity_survives_pid_checks(tmp_path: Path) -> None:
     pid, created = process.spawn(
-        [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "n.log", tmp_path
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        tmp_path / "n.log",
+        tmp_path,
     )
-    record = NodeRecord("n", "test", None, 1, None, pid, created, str(tmp_path / "n.log"))
+    record = NodeRecord(
+        "n", "test", None, 1, None, pid, created, str(tmp_path / "n.log")
+    )
     assert process.is_running(record)
     stranger = NodeRecord("n", "test", None, 1, None, pid, created - 5, "")
     assert not process.is_running(stranger)  # same pid, another process
