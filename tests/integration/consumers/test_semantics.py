@@ -1,0 +1,165 @@
+"""Each delivery semantics, without crashes, outputs exactly its input."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.h2.connection import H2Connection
+from core.kafka.consumers import ConsumerGroup
+from core.settings import Settings
+from tests.integration.consumers.helpers import high_watermarks, produce, read_all
+
+pytestmark = pytest.mark.integration
+
+PLAIN = [f"p{i}" for i in range(30)]
+COMMITTED = [f"c{i}" for i in range(6)]
+ABORTED = [f"a{i}" for i in range(6)]
+
+
+def _input(client: dict[str, Any], topic: str) -> None:
+    """30 plain records, 6 of a committed and 6 of an aborted transaction."""
+    produce(client, topic, PLAIN[:15])
+    produce(client, topic, COMMITTED, transaction="commit")
+    produce(client, topic, ABORTED, transaction="abort")
+    produce(client, topic, PLAIN[15:])
+
+
+def _output_values(
+    semantics: str,
+    group: ConsumerGroup,
+    client: dict[str, Any],
+    out: Path,
+    settings: Settings,
+) -> list[str]:
+    if semantics in ("at-most-once", "at-least-once"):
+        return [json.loads(line)["value"] for line in out.read_text().splitlines()]
+    if semantics == "exactly-once-kafka":
+        output = str(group.template.output_topic)
+        return [
+            m.value().decode() for m in read_all(client, output, 3, "read_committed")
+        ]
+    with H2Connection(settings) as conn:
+        rows = conn.query(
+            "SELECT RECORD_VALUE FROM CONSUMER_SINK WHERE GROUP_ID = ?",
+            [group.group_id],
+        )
+    return [bytes(r[0]).decode() for r in rows]
+
+
+@pytest.mark.parametrize(
+    "semantics",
+    ["at-most-once", "at-least-once", "exactly-once-kafka", "exactly-once-h2"],
+)
+def test_output_equals_input(
+    semantics: str,
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    groups: Callable[..., ConsumerGroup],
+    tmp_path: Path,
+    stack_settings: Settings,
+) -> None:
+    topic = new_topic(3)
+    output = new_topic(3, prefix="out")
+    _input(client, topic)
+    out = tmp_path / "out.jsonl"
+    group = groups(
+        [topic],
+        semantics=semantics,
+        output_path=str(out),
+        output_topic=output,
+        batch_size=7,
+    )
+
+    group.start(1)
+    expected = PLAIN + COMMITTED
+    group.wait_for(lambda g: g.member("m1").processed == len(expected), 90)
+    group.stop()
+
+    values = _output_values(semantics, group, client, out, stack_settings)
+    assert Counter(values) == Counter(expected)
+    # after each partition's last record (a marker may follow: not a record)
+    last: dict[tuple[str, int], int] = {}
+    for msg in read_all(client, topic, 3, "read_committed"):
+        last[(topic, msg.partition())] = msg.offset() + 1
+    assert group.member("m1").committed == last
+
+
+def test_stopped_member_hands_partitions_over(
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    groups: Callable[..., ConsumerGroup],
+    tmp_path: Path,
+) -> None:
+    topic = new_topic(4)
+    out = tmp_path / "out.jsonl"
+    group = groups([topic], semantics="at-least-once", output_path=str(out))
+
+    group.start(2)
+    group.wait_for(lambda g: sorted(len(p) for p in g.assignment().values()) == [2, 2])
+    produce(client, topic, [f"x{i}" for i in range(20)], partitions=4)
+    group.wait_for(lambda g: sum(m.processed for m in g.members()) == 20)
+
+    group.stop_member("m2")
+    group.wait_for(lambda g: g.assignment() == {"m1": [(topic, p) for p in range(4)]})
+    produce(client, topic, [f"y{i}" for i in range(20)], partitions=4)
+    group.wait_for(lambda g: g.member("m1").processed + g.member("m2").processed == 40)
+    group.stop()
+
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert Counter(line["value"] for line in lines) == Counter(
+        [f"x{i}" for i in range(20)] + [f"y{i}" for i in range(20)]
+    )
+    assert {line["member"] for line in lines if line["value"][0] == "y"} == {"m1"}
+    timeline = group.timeline()
+    m2_stopped = next(
+        i
+        for i, e in enumerate(timeline)
+        if e.member == "m2" and e.kind == "member-stopped"
+    )
+    after = [
+        e.detail["assignment"] for e in timeline[m2_stopped:] if e.kind == "rebalance"
+    ]
+    assert {"m1": [(topic, p) for p in range(4)]} in after
+
+
+def test_member_joining_mid_transaction_leaves_no_duplicates(
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    groups: Callable[..., ConsumerGroup],
+) -> None:
+    topic = new_topic(4)
+    output = new_topic(4, prefix="out")
+    values = [f"r{i}" for i in range(160)]
+    produce(client, topic, values, partitions=4)
+    ends = high_watermarks(client, topic, 4)
+    group = groups(
+        [topic],
+        semantics="exactly-once-kafka",
+        output_topic=output,
+        batch_size=10,
+        delay_ms=15,
+    )
+
+    def done(g: ConsumerGroup) -> bool:
+        reached = {
+            tp: max(m.committed.get(tp, 0) for m in g.members())
+            for tp in [(topic, p) for p in range(4)]
+        }
+        return reached == {(topic, p): ends[p] for p in range(4)}
+
+    group.start(1)
+    group.wait_for(lambda g: g.member("m1").processed >= 30)
+    group.add_member()
+    group.wait_for(lambda g: sorted(len(p) for p in g.assignment().values()) == [2, 2])
+    group.wait_for(done, 120)
+    group.stop()
+
+    out = [m.value().decode() for m in read_all(client, output, 4, "read_committed")]
+    assert Counter(out) == Counter(values)
+    assert group.member("m2").processed > 0
