@@ -41,7 +41,10 @@ def create_topic(
     """Create a topic and wait until every partition has a leader."""
     if replica_assignment:
         topic = NewTopic(
-            name, replica_assignment=replica_assignment, config=config or {}
+            name,
+            num_partitions=len(replica_assignment),
+            replica_assignment=replica_assignment,
+            config=config or {},
         )
     else:
         topic = NewTopic(
@@ -106,6 +109,7 @@ def wait_for_full_isr(bootstrap: str, topics: list[str], timeout: float = 90) ->
     while True:
         lagging = []
         for topic in topics:
+            # A topic that does not exist (yet) has nothing to wait for.
             for pid, p in partition_state(bootstrap, topic).items():
                 if p["leader"] < 0 or sorted(p["isr"]) != sorted(p["replicas"]):
                     lagging.append(f"{topic}[{pid}] isr={p['isr']}")

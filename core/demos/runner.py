@@ -34,6 +34,7 @@ CANCELLED = "cancelled"
 # Worker report kinds that become timeline events as they are.
 _TIMELINE_KINDS = {
     "produced",
+    "refused",
     "consumed",
     "committed",
     "aborted",

@@ -12,6 +12,7 @@ from typing import Any
 KINDS = (
     "step",
     "produced",
+    "refused",
     "consumed",
     "committed",
     "aborted",
