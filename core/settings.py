@@ -54,6 +54,15 @@ class JvmSettings:
 
 
 @dataclass
+class DemosSettings:
+    """The crash-and-recover demos: ports of the loopback proxy they run."""
+
+    # First port of the response-dropping proxy (one port per broker);
+    # 0 lets the system pick free loopback ports.
+    proxy_base_port: int = 0
+
+
+@dataclass
 class Settings:
     """Everything a user can set; each field has a sensible default."""
 
@@ -61,6 +70,7 @@ class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     h2: H2Settings = field(default_factory=H2Settings)
     jvm: JvmSettings = field(default_factory=JvmSettings)
+    demos: DemosSettings = field(default_factory=DemosSettings)
 
     @property
     def data_path(self) -> Path:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from core.demos.scenario import Scenario
 from core.demos.scenarios.broker_failure import BrokerFailure
+from core.demos.scenarios.idempotence import IdempotentProducer
 from core.demos.scenarios.transactions import TransactionCrash, ZombieFencing
 from core.errors import UnknownScenarioError
 
 
 def scenarios() -> list[Scenario]:
     """All scenarios, in their number order."""
-    found: list[Scenario] = [TransactionCrash(), ZombieFencing(), BrokerFailure()]
+    found: list[Scenario] = [
+        IdempotentProducer(),
+        TransactionCrash(),
+        ZombieFencing(),
+        BrokerFailure(),
+    ]
     return sorted(found, key=lambda s: s.number)
 
 

@@ -13,6 +13,7 @@ KINDS = (
     "step",
     "produced",
     "refused",
+    "dropped",
     "consumed",
     "committed",
     "aborted",
