@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from core.demos.scenario import Scenario
 from core.demos.scenarios.broker_failure import BrokerFailure
+from core.demos.scenarios.consumers import (
+    AtLeastOnce,
+    AtMostOnce,
+    ExactlyOnceH2,
+    ExactlyOnceKafka,
+)
 from core.demos.scenarios.idempotence import IdempotentProducer
 from core.demos.scenarios.transactions import TransactionCrash, ZombieFencing
 from core.errors import UnknownScenarioError
@@ -12,6 +18,10 @@ from core.errors import UnknownScenarioError
 def scenarios() -> list[Scenario]:
     """All scenarios, in their number order."""
     found: list[Scenario] = [
+        AtMostOnce(),
+        AtLeastOnce(),
+        ExactlyOnceKafka(),
+        ExactlyOnceH2(),
         IdempotentProducer(),
         TransactionCrash(),
         ZombieFencing(),

@@ -52,7 +52,7 @@ def demo_cli(demo_config: Path) -> DemoCli:
     return run
 
 
-def worker_log(result: dict[str, Any], worker: str) -> list[dict[str, Any]]:
-    """The JSON lines a worker reported, from its own log in the run folder."""
-    path = Path(result["run_dir"]) / f"{worker}.jsonl"
+def read_jsonl(result: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The JSON lines of ``<name>.jsonl`` in the run folder (a worker's own log)."""
+    path = Path(result["run_dir"]) / f"{name}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.demos.conftest import DemoCli, worker_log
+from tests.integration.demos.conftest import DemoCli, read_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def test_txn_crash_before_commit(demo_cli: DemoCli, seed: int) -> None:
     assert counts["lost"] == 0
     assert counts["duplicated"] == 0
     assert counts["read_uncommitted_total"] == 2 * RECORDS
-    crashes = [e for e in worker_log(result, "producer-1") if e["kind"] == "crash"]
+    crashes = [e for e in read_jsonl(result, "producer-1") if e["kind"] == "crash"]
     assert [e["point"] for e in crashes] == ["before_commit"]
     kinds = [e["kind"] for e in result["timeline"]]
     assert kinds.index("crash") < kinds.index("aborted") < kinds.index("recovered")
@@ -64,7 +64,7 @@ def test_zombie_is_fenced(demo_cli: DemoCli, seed: int) -> None:
     assert counts["delivered"] == RECORDS
     assert counts["lost"] == 0
     assert counts["duplicated"] == 0
-    zombie = worker_log(result, "producer-1")
+    zombie = read_jsonl(result, "producer-1")
     assert [e["kind"] for e in zombie if e["kind"] in ("hold", "go", "fenced")] == [
         "hold",
         "go",
