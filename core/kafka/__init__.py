@@ -1,0 +1,1 @@
+"""Kafka clients: the cluster inspector, connection profiles, follower reads."""

@@ -1,0 +1,129 @@
+"""Kafka client configuration and clear errors when a cluster cannot be reached."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from core.errors import (
+    KafkaAuthError,
+    KafkaConnectionError,
+    KafkaTlsError,
+    KafkaUnreachableError,
+)
+
+log = logging.getLogger(__name__)
+_client_log = logging.getLogger(__name__ + ".librdkafka")
+
+SECRET_KEYS = ("sasl.password", "ssl.key.password", "ssl.keystore.password")
+
+
+def redacted(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with secrets replaced, fit for logs and error messages."""
+    return {k: ("***" if k in SECRET_KEYS else v) for k, v in config.items()}
+
+
+class ClientLog:
+    """Where librdkafka's own log lines go: DEBUG, never stderr.
+
+    A broker that is down makes librdkafka log connection failures as errors;
+    for an inspector that is the cluster's state, shown on the timeline, and
+    the failures that matter reach the caller as exceptions.
+    """
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        _client_log.debug(msg, *args)
+
+
+class ErrorCollector:
+    """Keeps the client-level errors librdkafka reports (served by ``poll``)."""
+
+    def __init__(self, limit: int = 50) -> None:
+        self._errors: list[KafkaError] = []
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def __call__(self, error: KafkaError) -> None:
+        with self._lock:
+            self._errors.append(error)
+            del self._errors[: -self._limit]
+
+    def take(self) -> list[KafkaError]:
+        with self._lock:
+            errors, self._errors = self._errors, []
+        return errors
+
+
+def admin_client(config: dict[str, Any], errors: ErrorCollector) -> AdminClient:
+    """An AdminClient for ``config`` whose errors go to ``errors``."""
+    full = {
+        "socket.connection.setup.timeout.ms": 5000,
+        "reconnect.backoff.ms": 200,
+        "reconnect.backoff.max.ms": 2000,
+        **config,
+        "logger": ClientLog(),
+        "error_cb": errors,
+    }
+    log.debug("admin client for %s", redacted(config))
+    return AdminClient(full)
+
+
+_AUTH_CODES = {
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+}
+
+
+def classify(
+    bootstrap: str, exc: KafkaException | None, errors: list[KafkaError]
+) -> KafkaConnectionError:
+    """The error to show when a request to ``bootstrap`` failed.
+
+    ``errors`` are the client-level errors reported meanwhile; they say
+    why better than the request's own time-out does.
+    """
+    seen = list(errors)
+    if exc is not None and exc.args and isinstance(exc.args[0], KafkaError):
+        seen.append(exc.args[0])
+    texts = [e.str() for e in seen]
+    joined = " | ".join(dict.fromkeys(texts))
+
+    if any(e.code() in _AUTH_CODES for e in seen) or "SASL" in joined:
+        return KafkaAuthError(
+            f"The cluster at {bootstrap} refused our credentials: {_last(texts)}",
+            hint="check the SASL mechanism, user name and password of the "
+            "connection profile",
+        )
+    if any(e.code() == KafkaError._SSL for e in seen) or "SSL" in joined:
+        return KafkaTlsError(
+            f"TLS with {bootstrap} failed: {_last(texts)}",
+            hint="check the CA file, and that the host name in the bootstrap "
+            "servers matches the broker's certificate",
+        )
+    unreachable = (
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._RESOLVE,
+        KafkaError._TIMED_OUT,
+    )
+    if not seen or any(e.code() in unreachable for e in seen):
+        return KafkaUnreachableError(
+            f"No broker answers at {bootstrap}: {_last(texts) or 'timed out'}",
+            hint="check that the cluster is running and the bootstrap servers "
+            "(host:port) are right; for the embedded stack run "
+            "`cdc-studio stack up`",
+        )
+    return KafkaConnectionError(
+        f"The cluster at {bootstrap} failed a request: {_last(texts)}",
+        hint="see the application log for the client's messages",
+    )
+
+
+def _last(texts: list[str]) -> str:
+    return texts[-1] if texts else ""
