@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.demos.scenario import Scenario
 from core.demos.scenarios.broker_failure import BrokerFailure
+from core.demos.scenarios.capture import RelayCrash
 from core.demos.scenarios.consumers import (
     AtLeastOnce,
     AtMostOnce,
@@ -26,6 +27,7 @@ def scenarios() -> list[Scenario]:
         TransactionCrash(),
         ZombieFencing(),
         BrokerFailure(),
+        RelayCrash(),
     ]
     return sorted(found, key=lambda s: s.number)
 

@@ -240,10 +240,12 @@ class RunContext:
 
     # -- workers ---------------------------------------------------------
 
-    def worker(self, name: str, role: str, **spec: Any) -> WorkerProcess:
-        """Start a worker process; its reports go to the timeline."""
+    def worker(
+        self, name: str, role: str, command: list[str] | None = None, **spec: Any
+    ) -> WorkerProcess:
+        """Start a worker process (or ``command``); its reports go to the timeline."""
         full = {"role": role, "bootstrap": self.bootstrap} | spec
-        worker = WorkerProcess(name, full, self.run_dir, self._on_worker_event)
+        worker = WorkerProcess(name, full, self.run_dir, self._on_worker_event, command)
         self._workers.append(worker)
         worker.start()
         return worker
@@ -254,6 +256,19 @@ class RunContext:
         if kind in _TIMELINE_KINDS:
             count = int(event.get("count", 1 if kind in ("crash", "fenced") else 0))
             self.timeline.add(kind, worker.name, text, count)
+
+    def settings_file(self) -> Path:
+        """These settings as a file, for processes started with ``--config``."""
+        from core import settings as settings_module
+
+        path = self.run_dir / "settings.toml"
+        if not path.exists():
+            settings_module.save(self.settings, path)
+        return path
+
+    def forget_topic(self, name: str) -> None:
+        """Delete ``name`` with the run's own topics at the end."""
+        self._topics.append(name)
 
     def close(self) -> None:
         for worker in self._workers:

@@ -199,9 +199,94 @@ def run_txn_producer(spec: dict[str, Any], report: Reporter) -> int:
     return EXIT_DONE
 
 
+def _settings(spec: dict[str, Any]) -> Any:
+    from core import settings as settings_module
+
+    return settings_module.load(Path(spec["settings_file"]))
+
+
+def run_workload(spec: dict[str, Any], report: Reporter) -> int:
+    """Create and capture a shop schema; run seeded transactions on it.
+
+    It runs ``transactions`` transactions at least, and on until ``stop_file``
+    exists when one is given.
+
+    Each committed transaction is reported with the outbox sequence numbers
+    its changes got (read inside the transaction, just before the commit):
+    that is the ledger of what the relay must publish.
+    """
+    from core import workload
+    from core.h2 import triggers
+    from core.h2.connection import H2Connection
+
+    schema = spec["schema"]
+    with H2Connection(_settings(spec)) as conn:
+        triggers.ensure_metadata(conn)
+        conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        workload.ensure_shop(conn, schema=schema)
+        report.say("ready", f"schema {schema} created and captured")
+        report.point("before_workload")
+
+        pending: list[str] = []
+
+        def ledger(tx: H2Connection) -> None:
+            rows = tx.query(
+                f"SELECT SEQ FROM {triggers.OUTBOX} WHERE TABLE_SCHEMA = ? "
+                "AND TX_ID LIKE '%-' || CAST(TRANSACTION_ID() AS VARCHAR)",
+                [schema],
+            )
+            pending[:] = [str(r[0]) for r in rows]
+
+        shop = workload.Workload(
+            conn,
+            seed=int(spec.get("seed", 0)),
+            schema=schema,
+            before_commit=ledger,
+            rollback_ratio=float(spec.get("rollback_ratio", 0.05)),
+        )
+        pause = 1.0 / float(spec.get("rate", 20))
+        minimum = int(spec["transactions"])
+        stop_file = Path(spec["stop_file"]) if spec.get("stop_file") else None
+        done = 0
+        while done < minimum or (stop_file is not None and not stop_file.exists()):
+            done += 1
+            pending.clear()
+            result = shop.step()
+            if result.committed:
+                report.say(
+                    "committed",
+                    "transaction committed",
+                    count=len(pending),
+                    ids=list(pending),
+                )
+            else:
+                report.say("aborted", "transaction rolled back", count=1)
+            time.sleep(pause)
+    report.say("done", "workload finished")
+    return EXIT_DONE
+
+
+def run_workload_cleanup(spec: dict[str, Any], report: Reporter) -> int:
+    """Remove a demo schema: capture rules, outbox rows, tables."""
+    from core import workload
+    from core.h2 import triggers
+    from core.h2.connection import H2Connection
+
+    schema = spec["schema"]
+    with H2Connection(_settings(spec)) as conn:
+        for table in workload.TABLES:
+            triggers.remove_rule(conn, schema, table)
+        conn.run(f"DELETE FROM {triggers.OUTBOX} WHERE TABLE_SCHEMA = ?", [schema])
+        conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    report.say("done", f"schema {schema} removed")
+    return EXIT_DONE
+
+
 ROLES: dict[str, Callable[[dict[str, Any], Reporter], int]] = {
     "producer": run_producer,
     "txn-producer": run_txn_producer,
+    "workload": run_workload,
+    "workload-cleanup": run_workload_cleanup,
 }
 
 

@@ -36,8 +36,11 @@ class WorkerProcess:
         spec: dict[str, Any],
         run_dir: Path,
         on_event: Callable[[WorkerProcess, WorkerEvent], None],
+        command: list[str] | None = None,
     ) -> None:
         self.name = name
+        # Another program instead of a demo worker (e.g. the relay).
+        self.command = command
         self.spec = spec | {"name": name}
         self.run_dir = run_dir
         self._on_event = on_event
@@ -59,8 +62,14 @@ class WorkerProcess:
         spec_file.write_text(json.dumps(self.spec, indent=1), encoding="utf-8")
         stderr = open(self.run_dir / f"{self.name}.stderr.log", "ab")  # noqa: SIM115
         try:
+            command = self.command or [
+                sys.executable,
+                "-m",
+                "core.demos.worker",
+                str(spec_file),
+            ]
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "core.demos.worker", str(spec_file)],
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -73,7 +82,7 @@ class WorkerProcess:
             "started worker %s (pid %s, %s)",
             self.name,
             self._proc.pid,
-            self.spec["role"],
+            self.spec.get("role", self.command),
         )
         self._reader = threading.Thread(
             target=self._read, name=f"demo-worker-{self.name}", daemon=True

@@ -1,0 +1,32 @@
+"""Scenario 9: the relay SIGKILLed during a workload, exactly-once throughout."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.demos.conftest import DemoCli, read_jsonl
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_relay_killed_loses_and_repeats_nothing(demo_cli: DemoCli, seed: int) -> None:
+    code, result = demo_cli(
+        "run", "relay-crash", "--seed", str(seed), "--records", "10"
+    )
+
+    assert result["verdict"] == "pass", result
+    assert code == 0
+    counts = result["counts"]
+    assert counts["kills"] == 2
+    assert counts["expected"] >= 10
+    assert counts["delivered"] == counts["expected"]
+    assert counts["lost"] == 0
+    assert counts["duplicated"] == 0
+    assert counts["phantom"] == 0
+    assert counts["out_of_order"] == 0
+    # The ledger is the workload's own record of the outbox rows it committed.
+    committed = [e for e in read_jsonl(result, "workload") if e["kind"] == "committed"]
+    assert sum(len(e["ids"]) for e in committed) == counts["expected"]
+    crashes = [e for e in result["timeline"] if e["kind"] == "crash"]
+    assert [e["source"] for e in crashes] == ["relay-1", "relay-2"]
