@@ -94,36 +94,41 @@ def classify(
     texts = [e.str() for e in seen]
     joined = " | ".join(dict.fromkeys(texts))
 
+    def reason(codes: set[int], word: str) -> str:
+        """The first message that says why, rather than a later time-out."""
+        for error in seen:
+            if error.code() in codes or word in error.str():
+                return error.str()
+        return texts[-1] if texts else "timed out"
+
     if any(e.code() in _AUTH_CODES for e in seen) or "SASL" in joined:
         return KafkaAuthError(
-            f"The cluster at {bootstrap} refused our credentials: {_last(texts)}",
+            f"The cluster at {bootstrap} refused our credentials: "
+            f"{reason(_AUTH_CODES, 'SASL')}",
             hint="check the SASL mechanism, user name and password of the "
             "connection profile",
         )
     if any(e.code() == KafkaError._SSL for e in seen) or "SSL" in joined:
         return KafkaTlsError(
-            f"TLS with {bootstrap} failed: {_last(texts)}",
+            f"TLS with {bootstrap} failed: {reason({KafkaError._SSL}, 'SSL')}",
             hint="check the CA file, and that the host name in the bootstrap "
             "servers matches the broker's certificate",
         )
-    unreachable = (
+    unreachable = {
         KafkaError._TRANSPORT,
-        KafkaError._ALL_BROKERS_DOWN,
         KafkaError._RESOLVE,
+        KafkaError._ALL_BROKERS_DOWN,
         KafkaError._TIMED_OUT,
-    )
+    }
     if not seen or any(e.code() in unreachable for e in seen):
         return KafkaUnreachableError(
-            f"No broker answers at {bootstrap}: {_last(texts) or 'timed out'}",
+            f"No broker answers at {bootstrap}: "
+            f"{reason({KafkaError._TRANSPORT, KafkaError._RESOLVE}, 'Connect')}",
             hint="check that the cluster is running and the bootstrap servers "
             "(host:port) are right; for the embedded stack run "
             "`cdc-studio stack up`",
         )
     return KafkaConnectionError(
-        f"The cluster at {bootstrap} failed a request: {_last(texts)}",
+        f"The cluster at {bootstrap} failed a request: {texts[-1]}",
         hint="see the application log for the client's messages",
     )
-
-
-def _last(texts: list[str]) -> str:
-    return texts[-1] if texts else ""
