@@ -74,6 +74,8 @@ def start_jvm(settings: Settings) -> None:
         jpype.startJVM(
             str(libjvm) if libjvm else jpype.getDefaultJVMPath(),
             "-Xmx256m",
+            # SIGTERM/SIGINT stay Python's, so a worker process stops cleanly.
+            "-Xrs",
             classpath=[str(build.jar("h2-")), str(build.module_jar)],
             convertStrings=False,
         )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
@@ -117,3 +118,13 @@ def outbox_rows(conn: H2Connection, schema: str, table: str) -> list[list[object
         "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY SEQ",
         [schema, table],
     )
+
+
+def restart_h2(stack: Stack) -> None:
+    """Stop this test stack's H2 server (SIGTERM) and start it again."""
+    node = next(n for n in stack.status().nodes if n.role == "h2")
+    if node.up and node.pid:
+        process = psutil.Process(node.pid)
+        process.terminate()
+        process.wait(60)
+    stack.up()

@@ -40,8 +40,14 @@ public final class CaptureTrigger extends TriggerAdapter {
     static final String META_SCHEMA = "CDC_STUDIO";
     private static final String INSERT_OUTBOX = "INSERT INTO \"CDC_STUDIO\".\"OUTBOX\""
             + "(TX_ID, TABLE_SCHEMA, TABLE_NAME, OP, KEY_JSON, BEFORE_JSON, AFTER_JSON,"
-            + " CHANGED_AT_MS, TOMBSTONE) VALUES (CAST(TRANSACTION_ID() AS VARCHAR),"
+            + " CHANGED_AT_MS, TOMBSTONE) VALUES (? || CAST(TRANSACTION_ID() AS VARCHAR),"
             + " ?, ?, ?, ?, ?, ?, ?, ?)";
+    /**
+     * H2's transaction ids restart with the server: prefixed with the server's
+     * start time, the outbox's TX_ID stays unique across restarts.
+     */
+    private static final String TX_PREFIX =
+            Long.toString(System.currentTimeMillis(), 36) + "-";
 
     private final List<String> keyColumns = new ArrayList<>();
     private final Set<String> changedColumns = new HashSet<>();
@@ -232,14 +238,15 @@ public final class CaptureTrigger extends TriggerAdapter {
             return;
         }
         try (PreparedStatement ps = conn.prepareStatement(INSERT_OUTBOX)) {
-            ps.setString(1, schemaName);
-            ps.setString(2, tableName);
-            ps.setString(3, op);
-            ps.setString(4, keyJson);
-            ps.setString(5, beforeJson);
-            ps.setString(6, afterJson);
-            ps.setLong(7, now);
-            ps.setBoolean(8, tombstone && "d".equals(op));
+            ps.setString(1, TX_PREFIX);
+            ps.setString(2, schemaName);
+            ps.setString(3, tableName);
+            ps.setString(4, op);
+            ps.setString(5, keyJson);
+            ps.setString(6, beforeJson);
+            ps.setString(7, afterJson);
+            ps.setLong(8, now);
+            ps.setBoolean(9, tombstone && "d".equals(op));
             ps.executeUpdate();
         }
     }
