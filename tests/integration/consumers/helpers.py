@@ -91,3 +91,17 @@ def high_watermarks(client: dict[str, Any], topic: str, partitions: int) -> list
         ]
     finally:
         consumer.close()
+
+
+def wait_for_marker(
+    client: dict[str, Any], topic: str, end: int, partitions: int = 1
+) -> None:
+    """Wait until every partition of ``topic`` reaches offset ``end``.
+
+    Markers are written after commit_transaction/abort_transaction return:
+    a record produced right after can land before the marker.
+    """
+    deadline = time.monotonic() + 30
+    while min(high_watermarks(client, topic, partitions)) < end:
+        assert time.monotonic() < deadline, f"{topic} never reached offset {end}"
+        time.sleep(0.1)

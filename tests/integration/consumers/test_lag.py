@@ -14,7 +14,11 @@ from confluent_kafka.admin import AdminClient
 from core.kafka.lag import GroupTarget, LagReader, LagSampler
 from core.settings import Settings
 from core.stack.tools import run_tool
-from tests.integration.consumers.helpers import high_watermarks, produce, read_all
+from tests.integration.consumers.helpers import (
+    produce,
+    read_all,
+    wait_for_marker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +90,7 @@ def test_caught_up_group_on_transactional_topic_shows_zero(
     produce(
         client, topic, [f"d{i}" for i in range(4)], partitions=2, transaction="commit"
     )
+    wait_for_marker(client, topic, 7, partitions=2)
     after_last = {
         (topic, m.partition()): m.offset() + 1
         for m in read_all(client, topic, 2, "read_committed")
@@ -146,6 +151,7 @@ def test_open_transaction_pins_the_last_stable_offset(
         sampler.stop()
 
     holder.commit_transaction(30)
+    wait_for_marker(client, topic, 7)
     part = reader.sample(targets).group(group).partitions[0]
     # 6 records then the commit marker at offset 6: lag is 6 messages, not 7
     assert (part.last_stable_offset, part.high_watermark) == (7, 7)
@@ -214,11 +220,3 @@ def test_commit_below_log_start_counts_from_log_start(
     part = reader.sample([GroupTarget(group, (topic,))]).group(group).partitions[0]
     assert (part.committed, part.log_start, part.high_watermark) == (2, 6, 10)
     assert (part.position, part.lag) == ("below-log-start", 4)
-
-
-def wait_for_marker(client: dict[str, Any], topic: str, end: int) -> None:
-    """Abort markers are written after abort_transaction returns: wait for it."""
-    deadline = time.monotonic() + 30
-    while high_watermarks(client, topic, 1)[0] < end:
-        assert time.monotonic() < deadline, f"{topic} never reached offset {end}"
-        time.sleep(0.1)

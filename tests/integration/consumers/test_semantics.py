@@ -135,15 +135,14 @@ def test_member_joining_mid_transaction_leaves_no_duplicates(
 ) -> None:
     topic = new_topic(4)
     output = new_topic(4, prefix="out")
-    values = [f"r{i}" for i in range(160)]
-    produce(client, topic, values, partitions=4)
-    ends = high_watermarks(client, topic, 4)
+    values = [f"r{i}" for i in range(240)]
+    produce(client, topic, values[:160], partitions=4)
     group = groups(
         [topic],
         semantics="exactly-once-kafka",
         output_topic=output,
         batch_size=10,
-        delay_ms=15,
+        delay_ms=20,
     )
 
     def done(g: ConsumerGroup) -> bool:
@@ -155,8 +154,10 @@ def test_member_joining_mid_transaction_leaves_no_duplicates(
 
     group.start(1)
     group.wait_for(lambda g: g.member("m1").processed >= 30)
-    group.add_member()
+    group.add_member()  # joins while m1 is in the middle of its transactions
     group.wait_for(lambda g: sorted(len(p) for p in g.assignment().values()) == [2, 2])
+    produce(client, topic, values[160:], partitions=4)
+    ends = high_watermarks(client, topic, 4)
     group.wait_for(done, 120)
     group.stop()
 
