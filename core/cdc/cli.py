@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_relay(sub)
     _register_tail(sub)
     _register_workload(sub)
+    _register_webhook(sub)
 
 
 # -- capture ------------------------------------------------------------------
@@ -456,6 +458,54 @@ def _cmd_workload(args: argparse.Namespace, conf: Settings) -> int:
         lambda: (
             f"{stats.committed} transactions committed, {stats.rolled_back} "
             f"rolled back, {stats.rows} rows changed"
+        ),
+    )
+    return 0
+
+
+# -- webhook ------------------------------------------------------------------
+
+
+def _register_webhook(sub: argparse._SubParsersAction) -> None:
+    hook = sub.add_parser(
+        "webhook", help="the webhook receiver (unreliable path, for comparison)"
+    )
+    hook.add_argument("action", nargs="?", choices=("run",), default="run")
+    hook.add_argument("--port", type=int, default=0, help="default: any free port")
+    hook.add_argument("--prefix", default="h2", help="topic prefix")
+    hook.add_argument("--duration", type=float, default=0, help="seconds (0: until ^C)")
+    hook.add_argument("--json", action="store_true")
+    hook.set_defaults(handler=_cmd_webhook)
+
+
+def _cmd_webhook(args: argparse.Namespace, conf: Settings) -> int:
+    from core.cdc.webhook import WebhookReceiver
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    receiver = WebhookReceiver(conf, port=args.port, prefix=args.prefix)
+    url = receiver.start()
+    emit(
+        args.json,
+        {"url": url, "token": receiver.token},
+        lambda: (
+            f"receiver at {url}\ntoken {receiver.token}\ncapture with: "
+            f"cdc-studio capture add TABLE --mode webhook --webhook-url {url} "
+            f"--webhook-token {receiver.token}"
+        ),
+    )
+    sys.stdout.flush()
+    try:
+        stop.wait(args.duration or None)
+    finally:
+        receiver.stop()
+    emit(
+        args.json,
+        receiver.to_json(),
+        lambda: (
+            f"received {receiver.stats.received}, produced "
+            f"{receiver.stats.produced}, refused {receiver.stats.refused}"
         ),
     )
     return 0

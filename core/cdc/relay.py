@@ -470,32 +470,14 @@ class Relay:
         missing = topics - self._topics
         if not missing:
             return
-        admin_config: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap,
-            "logger": _client_log,
-        }
-        admin = AdminClient(admin_config)
-        existing = set(admin.list_topics(timeout=30).topics)
-        wanted = []
-        for topic in sorted(missing - existing):
-            rf = self.config.replication_factor
-            config = {"min.insync.replicas": "2"} if rf >= 3 else {}
-            partitions = self.config.partitions
-            if position:
-                partitions = 1
-                config |= {"cleanup.policy": "compact", "segment.bytes": "1048576"}
-            wanted.append(NewTopic(topic, partitions, rf, config=config))
-        for topic, future in admin.create_topics(wanted).items() if wanted else []:
-            try:
-                future.result(timeout=30)
-                log.info("created topic %s", topic)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise RelayError(
-                        f"Cannot create topic {topic}: {exc.args[0].str()}",
-                        hint="check relay partitions and replication factor "
-                        "against the number of brokers",
-                    ) from exc
+        partitions = 1 if position else self.config.partitions
+        ensure_topics(
+            self.bootstrap,
+            missing,
+            partitions,
+            self.config.replication_factor,
+            compact=position,
+        )
         self._topics |= missing
 
     def _read_position(self) -> dict[str, Any] | None:
@@ -536,3 +518,36 @@ class Relay:
             f"Could not read the relay position from {self.config.position_topic}",
             hint="check that the Kafka cluster is up, then start the relay again",
         )
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: set[str],
+    partitions: int,
+    replication_factor: int,
+    compact: bool = False,
+) -> None:
+    """Create the topics that do not exist yet (min.insync.replicas 2 at RF 3+)."""
+    admin_config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "logger": _client_log,
+    }
+    admin = AdminClient(admin_config)
+    existing = set(admin.list_topics(timeout=30).topics)
+    wanted = []
+    for topic in sorted(topics - existing):
+        config = {"min.insync.replicas": "2"} if replication_factor >= 3 else {}
+        if compact:
+            config |= {"cleanup.policy": "compact", "segment.bytes": "1048576"}
+        wanted.append(NewTopic(topic, partitions, replication_factor, config=config))
+    for topic, future in admin.create_topics(wanted).items() if wanted else []:
+        try:
+            future.result(timeout=30)
+            log.info("created topic %s", topic)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise RelayError(
+                    f"Cannot create topic {topic}: {exc.args[0].str()}",
+                    hint="check partitions and replication factor against the "
+                    "number of brokers",
+                ) from exc
