@@ -29,4 +29,5 @@ class PanelContext:
 # Module names, in the order their docks open. Later features append here.
 PANELS: list[str] = [
     "gui.panels.stack_panel",
+    "gui.panels.demos",
 ]
