@@ -30,4 +30,5 @@ class PanelContext:
 PANELS: list[str] = [
     "gui.panels.stack_panel",
     "gui.panels.demos",
+    "gui.panels.cluster",
 ]

@@ -1,0 +1,304 @@
+"""The Cluster view: brokers x partitions per topic, leader balance, event timeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from PySide6.QtCore import QItemSelection, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.kafka.cluster import ClusterSnapshot
+from core.kafka.inspector import ClusterInspector
+from core.kafka.timeline import ClusterEvent
+from gui.bridge import Bridge
+from gui.cluster_grid import LEGEND, PartitionGridModel, TopicListModel
+from gui.messages import Messages
+from gui.panels import PanelContext
+
+log = logging.getLogger(__name__)
+
+TITLE = "Cluster"
+AREA = "right"
+REFRESH_MS = 1000
+TIMELINE_ROWS = 500
+
+
+class ClusterRefresher(QObject):
+    """Refreshes an inspector off the GUI thread, one refresh at a time."""
+
+    refreshed = Signal(object, object)  # ClusterSnapshot, list[ClusterEvent]
+    failed = Signal(str)
+
+    def __init__(
+        self, inspector: ClusterInspector, bridge: Bridge, interval_ms: int = REFRESH_MS
+    ) -> None:
+        super().__init__()
+        self.inspector = inspector
+        self._bridge = bridge
+        self._in_flight = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.refresh)
+
+    def start(self) -> None:
+        self.refresh()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    @Slot()
+    def refresh(self) -> None:
+        if self._in_flight:
+            return  # the cluster is slower than the timer: skip a beat
+        self._in_flight = True
+        self._bridge.run(
+            self.inspector.refresh, on_done=self._on_done, on_error=self._on_error
+        )
+
+    def _on_done(self, result: Any) -> None:
+        self._in_flight = False
+        snapshot, events = result
+        self.refreshed.emit(snapshot, events)
+
+    def _on_error(self, error: BaseException) -> None:
+        self._in_flight = False
+        self.failed.emit(str(error.args[0]) if error.args else str(error))
+
+
+class ClusterPanel(QWidget):
+    """Topic list with filters, the replica grid, leader counts and the timeline."""
+
+    def __init__(
+        self,
+        refresher: ClusterRefresher,
+        bridge: Bridge,
+        messages: Messages | None = None,
+        *,
+        read_only: bool = False,
+        dashboard: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.refresher = refresher
+        self._bridge = bridge
+        self._messages = messages
+        self._editable = not (read_only or dashboard)
+        self.snapshot: ClusterSnapshot | None = None
+        self.refreshes = 0
+
+        self.summary = QLabel("reading the cluster...")
+        self.balance = QLabel("")
+        self.legend = QLabel(LEGEND)
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("filter topics")
+        self.problems_only = QCheckBox("only topics with problems")
+        self.topics = TopicListModel()
+        self.topic_view = QListView()
+        self.topic_view.setModel(self.topics)
+        self.topic_view.setUniformItemSizes(True)
+        self.topic_view.setSelectionMode(
+            QAbstractItemView.SelectionMode.SingleSelection
+        )
+
+        self.grid = PartitionGridModel()
+        self.grid_view = QTableView()
+        self.grid_view.setModel(self.grid)
+        self.grid_view.verticalHeader().setVisible(False)
+        self.grid_view.verticalHeader().setDefaultSectionSize(22)
+        self.grid_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.grid_view.setSelectionBehavior(
+            QAbstractItemView.SelectionBehavior.SelectRows
+        )
+        self.grid_view.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.Interactive
+        )
+
+        self.timeline = QListWidget()
+        self.timeline.setUniformItemSizes(True)
+
+        self.elect_button = QPushButton("Elect preferred leaders")
+        self.elect_button.setToolTip("move every leader back to its preferred replica")
+        self.delete_button = QPushButton("Delete topic...")
+        self.delete_button.setToolTip("delete the selected topic, after confirmation")
+        self._layout()
+
+        self.filter_edit.textChanged.connect(self._on_filter_changed)
+        self.problems_only.toggled.connect(self._on_filter_changed)
+        self.topic_view.selectionModel().selectionChanged.connect(
+            self._on_topic_selected
+        )
+        self.elect_button.clicked.connect(self._on_elect)
+        self.delete_button.clicked.connect(self._on_delete)
+        refresher.refreshed.connect(self._on_refreshed)
+        refresher.failed.connect(self._on_failed)
+
+    def _layout(self) -> None:
+        left = QWidget()
+        left_box = QVBoxLayout(left)
+        left_box.setContentsMargins(0, 0, 0, 0)
+        left_box.addWidget(self.filter_edit)
+        left_box.addWidget(self.problems_only)
+        left_box.addWidget(self.topic_view)
+
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.grid_view)
+        right.addWidget(self.timeline)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(left)
+        body.addWidget(right)
+        body.setStretchFactor(1, 4)
+
+        box = QVBoxLayout(self)
+        box.addWidget(self.summary)
+        box.addWidget(self.balance)
+        box.addWidget(self.legend)
+        box.addWidget(body, 1)
+        if self._editable:
+            buttons = QHBoxLayout()
+            buttons.addWidget(self.elect_button)
+            buttons.addWidget(self.delete_button)
+            buttons.addStretch(1)
+            box.addLayout(buttons)
+        else:
+            self.elect_button.hide()
+            self.delete_button.hide()
+
+    # -- refresh ---------------------------------------------------------
+
+    def selected_topic(self) -> str | None:
+        rows = self.topic_view.selectionModel().selectedRows()
+        return str(rows[0].data(Qt.ItemDataRole.UserRole)) if rows else None
+
+    @Slot(object, object)
+    def _on_refreshed(
+        self, snapshot: ClusterSnapshot, events: list[ClusterEvent]
+    ) -> None:
+        self.snapshot = snapshot
+        self.refreshes += 1
+        selected = self.selected_topic()
+        self.topics.set_snapshot(snapshot)
+        if selected in self.topics.names():
+            row = self.topics.names().index(selected)
+            self.topic_view.setCurrentIndex(self.topics.index(row))
+        self._show_grid()
+        self._show_summary(snapshot)
+        for event in events[-TIMELINE_ROWS:]:
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+            self.timeline.insertItem(0, f"{stamp}  {event.message}")
+        while self.timeline.count() > TIMELINE_ROWS:
+            self.timeline.takeItem(self.timeline.count() - 1)
+
+    def _show_summary(self, snapshot: ClusterSnapshot) -> None:
+        s = snapshot.summary()
+        self.summary.setText(
+            f"{s['brokers']} brokers, {s['topics']} topics, {s['partitions']} "
+            f"partitions: {s['offline']} offline, {s['under_replicated']} "
+            f"under-replicated, {s['under_min_isr']} under min ISR, "
+            f"{s['leader_not_preferred']} not on their preferred leader"
+        )
+        counts = "   ".join(
+            f"broker {b}: {n}" for b, n in snapshot.leader_counts().items()
+        )
+        self.balance.setText(
+            f"leaders per broker: {counts}   skew {snapshot.leader_skew():.0%}"
+        )
+
+    def _show_grid(self) -> None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return
+        selected = self.selected_topic()
+        names = [selected] if selected else self.topics.names()
+        partitions = [p for name in names for p in snapshot.topics[name].partitions]
+        brokers = set(snapshot.broker_ids)
+        for p in partitions:
+            brokers.update(p.replicas)
+        self.grid.set_partitions(partitions, sorted(brokers))
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.summary.setText(f"cluster unreachable: {message}")
+
+    @Slot()
+    def _on_filter_changed(self) -> None:
+        self.topics.set_filter(self.filter_edit.text(), self.problems_only.isChecked())
+        self._show_grid()
+
+    @Slot(QItemSelection, QItemSelection)
+    def _on_topic_selected(self, *_: object) -> None:
+        self._show_grid()
+
+    # -- actions ---------------------------------------------------------
+
+    def _report(self, doing: str) -> Any:
+        def failed(error: BaseException) -> None:
+            if self._messages is not None:
+                self._messages.error(error, doing)
+            else:
+                log.warning("%s failed: %s", doing, error)
+
+        return failed
+
+    @Slot()
+    def _on_elect(self) -> None:
+        self._bridge.run(
+            self.refresher.inspector.elect_preferred_leaders,
+            on_done=lambda _: self.refresher.refresh(),
+            on_error=self._report("preferred leader election"),
+        )
+
+    @Slot()
+    def _on_delete(self) -> None:
+        topic = self.selected_topic()
+        if topic is None:
+            return
+        answer = QMessageBox.question(
+            self, "Delete topic", f"Delete topic {topic} and all its records?"
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self._bridge.run(
+            self.refresher.inspector.delete_topic,
+            topic,
+            on_done=lambda _: self.refresher.refresh(),
+            on_error=self._report(f"deleting topic {topic}"),
+        )
+
+
+def create_panel(context: PanelContext) -> QWidget:
+    inspector = ClusterInspector.for_settings(
+        context.settings, read_only=context.read_only, timeout=5
+    )
+    refresher = ClusterRefresher(inspector, context.bridge)
+    panel = ClusterPanel(
+        refresher,
+        context.bridge,
+        context.messages,
+        read_only=context.read_only,
+        dashboard=context.dashboard,
+    )
+    refresher.setParent(panel)
+    refresher.start()
+    return panel
