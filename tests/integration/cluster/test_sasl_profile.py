@@ -1,0 +1,105 @@
+"""A SASL profile against the embedded cluster: right and wrong password, no leaks."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+
+from core import cli
+from core.stack import Stack
+from core.stack.sasl import disable_sasl_listener, enable_sasl_listener
+from tests.conftest import PORT_BASE
+from tests.unit.core.kafka.test_profiles import MemoryKeyring
+
+pytestmark = pytest.mark.integration
+SASL_PORT = PORT_BASE + 280
+PASSWORD = "pw-7f3a9c-right"
+WRONG = "pw-7f3a9c-wrong"
+
+
+@pytest.fixture()
+def sasl_listener(stack: Stack) -> Iterator[int]:
+    enable_sasl_listener(stack.settings, 1, SASL_PORT, "alice", PASSWORD)
+    yield SASL_PORT
+    disable_sasl_listener(stack.settings, 1, "alice")
+
+
+@pytest.fixture()
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    ring = MemoryKeyring()
+    keyring.set_keyring(ring)
+    yield ring
+    keyring.set_keyring(previous)
+
+
+def files_containing(root: Path, secret: bytes) -> list[Path]:
+    return [
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and "jvm" not in path.relative_to(root).parts[:1]  # our jars, not our data
+        and secret in path.read_bytes()
+    ]
+
+
+def test_sasl_profile_right_and_wrong_password_and_no_leak(
+    stack: Stack,
+    sasl_listener: int,
+    memory_keyring: MemoryKeyring,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    config_dir = tmp_path / "config"
+    monkeypatch.setenv("CDC_STUDIO_CONFIG", str(config_dir / "settings.toml"))
+    base = ["--data-dir", str(tmp_path / "data")]
+    typed = iter([PASSWORD, WRONG])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(typed))
+
+    for name in ("sasl", "sasl-wrong"):
+        argv = [
+            *base,
+            "profile",
+            "add",
+            name,
+            "--bootstrap",
+            f"127.0.0.1:{sasl_listener}",
+            "--security-protocol",
+            "SASL_PLAINTEXT",
+            "--sasl-mechanism",
+            "SCRAM-SHA-256",
+            "--user",
+            "alice",
+            "--save-password",
+            "--json",
+        ]
+        assert cli.main(argv) == 0
+        capsys.readouterr()
+    assert sorted(memory_keyring.secrets.values()) == [PASSWORD, WRONG]
+
+    assert cli.main([*base, "profile", "test", "sasl", "--json"]) == 0
+    connected = json.loads(capsys.readouterr().out)
+    assert connected["cluster_id"] == stack.status().cluster_id
+    assert connected["topics"] >= 1
+
+    argv = [*base, "profile", "test", "sasl-wrong", "--timeout", "5", "--json"]
+    assert cli.main(argv) == 2
+    refused = json.loads(capsys.readouterr().out)
+    assert refused["error"].startswith(
+        f"The cluster at 127.0.0.1:{sasl_listener} refused our credentials"
+    )
+    assert "SASL authentication error" in refused["error"]
+
+    for secret in (PASSWORD, WRONG):
+        assert files_containing(tmp_path, secret.encode()) == []
+        assert files_containing(stack.settings.data_path, secret.encode()) == []
+        assert secret not in caplog.text
