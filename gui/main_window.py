@@ -37,6 +37,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.context = context
         self.panels: dict[str, QWidget] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self._first_dock: dict[str, QDockWidget] = {}
         self.setWindowTitle("Kafka CDC Studio")
         self.setDockNestingEnabled(True)
         self.resize(1400, 860)
@@ -74,15 +76,25 @@ class MainWindow(QMainWindow):
     def add_panel(
         self, title: str, widget: QWidget, area: str = "right"
     ) -> QDockWidget:
-        """Put ``widget`` in a dock titled ``title``, listed in the View menu."""
+        """Put ``widget`` in a dock titled ``title``, listed in the View menu.
+
+        Docks of one area share it as tabs, in the order they were added; on a
+        dashboard they sit side by side instead, all visible at once.
+        """
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")
         dock.setWidget(widget)
         if self.context.dashboard:
             dock.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        self.addDockWidget(AREAS.get(area, AREAS["right"]), dock)
+        first = self._first_dock.setdefault(area, dock)
+        if first is dock or self.context.dashboard:
+            self.addDockWidget(AREAS.get(area, AREAS["right"]), dock)
+        else:
+            self.tabifyDockWidget(first, dock)
+            first.raise_()
         self._view_menu.addAction(dock.toggleViewAction())  # type: ignore[attr-defined]
         self.panels[title] = widget
+        self.docks[title] = dock
         return dock
 
     def _open_panel(self, name: str) -> None:
@@ -131,6 +143,9 @@ class MainWindow(QMainWindow):
         if not self._sized:  # docks have their sizes only once the window is shown
             self._sized = True
             self.resizeDocks([self._messages_dock], [110], Qt.Orientation.Vertical)
+            left = self._first_dock.get("left")
+            if left is not None and not self.context.dashboard:
+                self.resizeDocks([left], [440], Qt.Orientation.Horizontal)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.context.stack.stop_polling()
