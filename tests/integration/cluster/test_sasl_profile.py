@@ -8,16 +8,16 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pytest
 
 from core import cli
 from core.stack import Stack
 from core.stack.sasl import disable_sasl_listener, enable_sasl_listener
 from tests.conftest import PORT_BASE
-from tests.unit.core.kafka.test_profiles import MemoryKeyring
+from tests.keyring_fake import MemoryKeyring, memory_keyring
 
 pytestmark = pytest.mark.integration
+__all__ = ["memory_keyring"]  # the fixture, used by name
 SASL_PORT = PORT_BASE + 280
 PASSWORD = "pw-7f3a9c-right"
 WRONG = "pw-7f3a9c-wrong"
@@ -28,15 +28,6 @@ def sasl_listener(stack: Stack) -> Iterator[int]:
     enable_sasl_listener(stack.settings, 1, SASL_PORT, "alice", PASSWORD)
     yield SASL_PORT
     disable_sasl_listener(stack.settings, 1, "alice")
-
-
-@pytest.fixture()
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    ring = MemoryKeyring()
-    keyring.set_keyring(ring)
-    yield ring
-    keyring.set_keyring(previous)
 
 
 def files_containing(root: Path, secret: bytes) -> list[Path]:

@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
-import keyring.backend
 import keyring.backends.fail
 import pytest
 
 from core.errors import ProfileError
 from core.kafka import profiles
 from core.kafka.profiles import ConnectionProfile
+from tests.keyring_fake import MemoryKeyring, memory_keyring
 
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """Stands in for the OS keyring, which a headless test machine lacks."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.secrets.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.secrets[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.secrets.pop((service, username), None)
-
-
-@pytest.fixture()
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    ring = MemoryKeyring()
-    keyring.set_keyring(ring)
-    yield ring
-    keyring.set_keyring(previous)
+__all__ = ["memory_keyring"]  # the fixture, used by name
 
 
 def sasl_profile(tmp_path: Path) -> ConnectionProfile:
