@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # Feature modules that add subcommands. Each has `register(sub)`, which adds
 # its parsers and sets `handler=fn(args, conf) -> int` as their default. Every
 # `core/<package>/cli.py` is found by itself; FEATURES names any others.
-FEATURES: tuple[str, ...] = ("core.kafka.cluster_cli",)
+FEATURES: tuple[str, ...] = ("core.kafka.cluster_cli", "core.kafka.consumers_cli")
 
 
 def _parser() -> argparse.ArgumentParser:

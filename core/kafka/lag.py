@@ -46,6 +46,7 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 RESET_POLICIES = ("earliest", "latest", "none")
+Range = tuple[TP, int, int]  # partition, start, end
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,9 @@ class LagReader:
             iso: RecordProbe(client, iso)
             for iso in ("read_committed", "read_uncommitted")
         }
-        self._pool = ThreadPoolExecutor(4, thread_name_prefix="lag-probe")
+        self._pool = ThreadPoolExecutor(8, thread_name_prefix="lag-probe")
+        self._found_topics: dict[str, tuple[float, set[str]]] = {}
+        self.rediscover_s = 30.0
 
     def groups(self) -> list[str]:
         """Every consumer group on the cluster (our probes' ids left out)."""
@@ -213,20 +216,103 @@ class LagReader:
         started = time.monotonic()
         layout = self._partitions()
 
-        wanted: dict[str, dict[TP, int | None]] = {}
+        asked = {t.group: self._group_partitions(t, layout) for t in targets}
+        names = list(asked)
+        answers = self._pool.map(
+            lambda g: self._committed.committed(g, asked[g]), names
+        )
+        wanted: dict[str, dict[TP, int | None]] = dict(zip(names, answers, strict=True))
         for target in targets:
-            topics = target.topics or [t for t in layout if not t.startswith("__")]
-            tps = [(t, p) for t in topics for p in range(layout.get(t, 0))]
-            committed = self._committed.committed(target.group, tps)
             if target.topics is None:
+                committed = wanted[target.group]
                 used = {t for (t, _), o in committed.items() if o is not None}
-                committed = {tp: o for tp, o in committed.items() if tp[0] in used}
-            wanted[target.group] = committed
+                if target.group not in self._found_topics:
+                    self._found_topics[target.group] = (time.monotonic(), used)
+                wanted[target.group] = {
+                    tp: o for tp, o in committed.items() if tp[0] in used
+                }
 
         ends = self._ends({tp for c in wanted.values() for tp in c})
         at = time.time()
-        groups = [self._group(t, wanted[t.group], ends) for t in targets]
+        starts = [
+            {
+                tp: _start(o, ends[tp], t)
+                for tp, o in wanted[t.group].items()
+                if tp in ends
+            }
+            for t in targets
+        ]
+        scans = self._scan_all(starts, ends)
+        groups = [
+            self._group(t, wanted[t.group], starts[i], ends, scans)
+            for i, t in enumerate(targets)
+        ]
         return LagSample(at, time.monotonic() - started, groups)
+
+    def _scan_all(
+        self, starts: list[dict[TP, tuple[int, str]]], ends: dict[TP, _Ends]
+    ) -> dict[str, dict[Range, Scan]]:
+        """Read every range offsets cannot settle, all groups at once.
+
+        Per isolation level: from each start to the end that level sees, and
+        (read_uncommitted) the first record of each open transaction.
+        """
+        jobs: dict[str, set[Range]] = {
+            "read_uncommitted": set(),
+            "read_committed": set(),
+        }
+        for group_starts in starts:
+            for tp, (start, _) in group_starts.items():
+                end = ends[tp]
+                if end.high_watermark > start:
+                    jobs["read_uncommitted"].add((tp, start, end.high_watermark))
+                if end.last_stable_offset > start:
+                    jobs["read_committed"].add((tp, start, end.last_stable_offset))
+                if end.last_stable_offset < end.high_watermark:
+                    lso = end.last_stable_offset
+                    jobs["read_uncommitted"].add((tp, lso, lso + 1))
+
+        def run(isolation: str) -> dict[Range, Scan]:
+            found: dict[Range, Scan] = {}
+            pending = sorted(jobs[isolation])
+            while pending:  # one range per partition and round
+                batch: dict[TP, tuple[int, int]] = {}
+                later = []
+                for tp, start, end in pending:
+                    if tp in batch:
+                        later.append((tp, start, end))
+                    else:
+                        batch[tp] = (start, end)
+                answers = self._probes[isolation].scan(
+                    batch, count_up_to=self._count_up_to, timeout=self._probe_timeout
+                )
+                for tp, (start, end) in batch.items():
+                    if tp in answers:
+                        found[(tp, start, end)] = answers[tp]
+                pending = later
+            return found
+
+        ru, rc = self._pool.map(run, ["read_uncommitted", "read_committed"])
+        return {"read_uncommitted": ru, "read_committed": rc}
+
+    def _group_partitions(
+        self, target: GroupTarget, layout: dict[str, int]
+    ) -> list[TP]:
+        """The partitions to read the group's committed offsets for.
+
+        Without given topics: every topic, then (for ``rediscover_s``) only
+        those where the group had committed offsets.
+        """
+        if target.topics is not None:
+            topics = list(target.topics)
+        else:
+            found = self._found_topics.get(target.group)
+            if found is not None and time.monotonic() - found[0] < self.rediscover_s:
+                topics = sorted(found[1])
+            else:
+                self._found_topics.pop(target.group, None)
+                topics = [t for t in layout if not t.startswith("__")]
+        return [(t, p) for t in topics for p in range(layout.get(t, 0))]
 
     def _partitions(self) -> dict[str, int]:
         try:
@@ -301,39 +387,11 @@ class LagReader:
         self,
         target: GroupTarget,
         committed: dict[TP, int | None],
+        starts: dict[TP, tuple[int, str]],
         ends: dict[TP, _Ends],
+        scans: dict[str, dict[Range, Scan]],
     ) -> GroupLag:
-        starts: dict[TP, tuple[int, str]] = {}
-        for tp, offset in committed.items():
-            if tp in ends:
-                starts[tp] = _start(offset, ends[tp], target)
-
-        # Where offsets say there is lag, read what is really there.
-        ranges_ru = {
-            tp: (s, ends[tp].high_watermark)
-            for tp, (s, _) in starts.items()
-            if ends[tp].high_watermark > s
-        }
-        ranges_rc = {
-            tp: (s, ends[tp].last_stable_offset)
-            for tp, (s, _) in starts.items()
-            if ends[tp].last_stable_offset > s
-        }
-        ru, rc = self._pool.map(
-            lambda job: self._probes[job[0]].scan(
-                job[1], count_up_to=self._count_up_to, timeout=self._probe_timeout
-            ),
-            [("read_uncommitted", ranges_ru), ("read_committed", ranges_rc)],
-        )
-        pinned = {
-            tp: (e.last_stable_offset, e.last_stable_offset + 1)
-            for tp, e in ends.items()
-            if tp in starts and e.last_stable_offset < e.high_watermark
-        }
-        pin_records = self._probes["read_uncommitted"].scan(
-            pinned, timeout=self._probe_timeout
-        )
-
+        ru, rc = scans["read_uncommitted"], scans["read_committed"]
         partitions = []
         for tp in sorted(starts):
             start, position = starts[tp]
@@ -342,14 +400,16 @@ class LagReader:
             lag_lso, exact_lso = _count(start, end.last_stable_offset, rc, tp)
             committed_view = target.isolation == "read_committed"
             lag = lag_lso if committed_view else lag_hw
-            scan = (rc if committed_view else ru).get(tp)
+            view_end = end.last_stable_offset if committed_view else end.high_watermark
+            scan = (rc if committed_view else ru).get((tp, start, view_end))
             nxt = scan.first if scan is not None else None
             time_lag = 0.0 if lag == 0 else _seconds(nxt, end.newest_ms)
             open_txn = None
-            if tp in pinned:
-                first = pin_records.get(tp)
+            if end.last_stable_offset < end.high_watermark:
+                lso = end.last_stable_offset
+                first = ru.get((tp, lso, lso + 1))
                 open_txn = OpenTransaction(
-                    end.last_stable_offset,
+                    lso,
                     end.high_watermark,
                     first.first.timestamp_ms if first and first.first else None,
                 )
@@ -397,11 +457,11 @@ def _start(committed: int | None, end: _Ends, target: GroupTarget) -> tuple[int,
     return committed, "committed"
 
 
-def _count(start: int, end: int, scans: dict[TP, Scan], tp: TP) -> tuple[int, bool]:
+def _count(start: int, end: int, scans: dict[Range, Scan], tp: TP) -> tuple[int, bool]:
     """Messages in [start, end), and whether they were counted one by one."""
     if end <= start:
         return 0, True
-    scan = scans.get(tp)
+    scan = scans.get((tp, start, end))
     if scan is None:
         return end - start, False  # no answer in time: offsets are all we have
     if scan.first is None:

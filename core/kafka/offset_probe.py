@@ -133,6 +133,7 @@ class RecordProbe:
             }
         )
         self._lock = threading.Lock()
+        self._known_topics: set[str] = set()
 
     def scan(
         self,
@@ -155,6 +156,15 @@ class RecordProbe:
         self, ranges: dict[TP, tuple[int, int]], count_up_to: int, timeout: float
     ) -> dict[TP, Scan]:
         consumer = self._consumer
+        new_topics = {t for t, _ in ranges} - self._known_topics
+        if new_topics:
+            # Without this, librdkafka learns a new topic's leaders at its next
+            # periodic metadata scan: up to a second per scan.
+            try:
+                metadata = consumer.list_topics(timeout=timeout)
+                self._known_topics |= set(metadata.topics)
+            except KafkaException as exc:
+                log.debug("metadata before scan: %s", exc)
         consumer.assign([TopicPartition(t, p, s) for (t, p), (s, _) in ranges.items()])
         pending = set(ranges)
         first: dict[TP, NextRecord] = {}

@@ -24,9 +24,15 @@ def test_count_prefers_records_over_offsets() -> None:
     assert _count(20, 20, {}, TP) == (0, True)
     assert _count(25, 20, {}, TP) == (0, True)  # never negative
     assert _count(10, 20, {}, TP) == (10, False)  # no scan answer
-    assert _count(10, 20, {TP: Scan(None, 0)}, TP) == (0, True)  # only markers
-    assert _count(10, 20, {TP: Scan(NextRecord(11, 1), 7)}, TP) == (7, True)
-    assert _count(10, 20, {TP: Scan(NextRecord(13, 1), None)}, TP) == (7, False)
+    assert _count(10, 20, {(TP, 10, 20): Scan(None, 0)}, TP) == (
+        0,
+        True,
+    )  # only markers
+    assert _count(10, 20, {(TP, 10, 20): Scan(NextRecord(11, 1), 7)}, TP) == (7, True)
+    assert _count(10, 20, {(TP, 10, 20): Scan(NextRecord(13, 1), None)}, TP) == (
+        7,
+        False,
+    )
 
 
 def test_parse_table_reads_the_tools_padded_columns() -> None:
