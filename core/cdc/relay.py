@@ -551,3 +551,28 @@ def ensure_topics(
                     hint="check partitions and replication factor against the "
                     "number of brokers",
                 ) from exc
+    _wait_for_leaders(admin, topics)
+
+
+def _wait_for_leaders(
+    admin: AdminClient, topics: set[str], timeout: float = 60
+) -> None:
+    """Until every partition of ``topics`` has a leader: a transaction that adds
+    a partition the brokers do not know yet fails."""
+    deadline = time.monotonic() + timeout
+    for topic in sorted(topics):
+        while True:
+            found = admin.list_topics(topic, timeout=10).topics.get(topic)
+            if (
+                found is not None
+                and found.error is None
+                and found.partitions
+                and all(p.leader >= 0 for p in found.partitions.values())
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise RelayError(
+                    f"Topic {topic} has partitions without a leader",
+                    hint="check that the brokers are up (`cdc-studio stack status`)",
+                )
+            time.sleep(0.1)

@@ -18,9 +18,10 @@ from core.settings import Settings
 from core.stack import Stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def h2(stack: Stack, stack_settings: Settings) -> Iterator[H2Connection]:
-    """One autocommit JDBC connection to the stack's H2, metadata in place."""
+    """An autocommit JDBC connection to the stack's H2, metadata in place (per
+    test: a test may restart the H2 server)."""
     conn = H2Connection(stack_settings)
     triggers.ensure_metadata(conn)
     yield conn

@@ -1,0 +1,75 @@
+"""The relay rides out an H2 restart: it waits, resumes, and loses nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from core.cdc.events import topic_for
+from core.cdc.relay import Relay, RelayConfig
+from core.h2 import outbox, triggers
+from core.h2.catalog import quote
+from core.h2.connection import H2Connection
+from core.h2.triggers import CaptureRule
+from core.settings import Settings
+from core.stack import Stack
+from tests.integration.capture.conftest import read_topic, restart_h2
+
+
+def _wait(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.expect_warnings
+def test_relay_waits_for_h2_restart_and_resumes(
+    stack: Stack, stack_settings: Settings, bootstrap: str
+) -> None:
+    schema = f"R_{uuid.uuid4().hex[:10].upper()}"
+    with H2Connection(stack_settings) as conn:
+        conn.run(f'CREATE SCHEMA "{schema}"')
+        conn.run(f"CREATE TABLE {quote(schema)}.T (ID INT PRIMARY KEY)")
+        triggers.add_rule(conn, CaptureRule(schema, "T"))
+        conn.run(f"INSERT INTO {quote(schema)}.T VALUES (1), (2)")
+    config = RelayConfig(
+        prefix=f"r{uuid.uuid4().hex[:8]}",
+        relay_id=f"outage-{uuid.uuid4().hex[:8]}",
+        schemas=(schema,),
+    )
+    relay = Relay(stack_settings, config)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            relay.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="relay-under-test")
+    thread.start()
+    try:
+        _wait(lambda: relay.stats.published >= 2, 60, "the first two changes")
+        restart_h2(stack)
+        with H2Connection(stack_settings) as conn:
+            conn.run(f"INSERT INTO {quote(schema)}.T VALUES (3), (4)")
+            _wait(
+                lambda: not outbox.fetch(conn, 1, (schema,)), 60, "the outbox to drain"
+            )
+    finally:
+        stop.set()
+        thread.join(60)
+
+    records = read_topic(bootstrap, topic_for(config.prefix, schema, "T"), at_least=4)
+    assert errors == []
+    assert sorted(r.key for r in records) == [
+        b'{"ID":1}',
+        b'{"ID":2}',
+        b'{"ID":3}',
+        b'{"ID":4}',
+    ]
