@@ -6,18 +6,23 @@ import logging
 import time
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QItemSelection, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QListView,
     QListWidget,
     QMessageBox,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -137,6 +142,10 @@ class ClusterPanel(QWidget):
 
         self.elect_button = QPushButton("Elect preferred leaders")
         self.elect_button.setToolTip("move every leader back to its preferred replica")
+        self.create_button = QPushButton("Create topic...")
+        self.create_button.setToolTip("a new topic with partitions and replication")
+        self.config_button = QPushButton("Set config...")
+        self.config_button.setToolTip("change a config of the selected topic")
         self.delete_button = QPushButton("Delete topic...")
         self.delete_button.setToolTip("delete the selected topic, after confirmation")
         self._layout()
@@ -148,6 +157,8 @@ class ClusterPanel(QWidget):
         )
         self.elect_button.clicked.connect(self._on_elect)
         self.delete_button.clicked.connect(self._on_delete)
+        self.create_button.clicked.connect(self._on_create)
+        self.config_button.clicked.connect(self._on_set_config)
         refresher.refreshed.connect(self._on_refreshed)
         refresher.failed.connect(self._on_failed)
 
@@ -177,13 +188,30 @@ class ClusterPanel(QWidget):
         box.addWidget(body, 1)
         if self._editable:
             buttons = QHBoxLayout()
-            buttons.addWidget(self.elect_button)
-            buttons.addWidget(self.delete_button)
+            for button in (
+                self.elect_button,
+                self.create_button,
+                self.config_button,
+                self.delete_button,
+            ):
+                buttons.addWidget(button)
             buttons.addStretch(1)
             box.addLayout(buttons)
         else:
-            self.elect_button.hide()
-            self.delete_button.hide()
+            for button in (
+                self.elect_button,
+                self.create_button,
+                self.config_button,
+                self.delete_button,
+            ):
+                button.hide()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        """Rows follow the font (the dashboard's large type)."""
+        if event.type() == QEvent.Type.FontChange:
+            height = self.fontMetrics().height() + 8
+            self.grid_view.verticalHeader().setDefaultSectionSize(height)
+        super().changeEvent(event)
 
     # -- refresh ---------------------------------------------------------
 
@@ -285,6 +313,66 @@ class ClusterPanel(QWidget):
             on_done=lambda _: self.refresher.refresh(),
             on_error=self._report(f"deleting topic {topic}"),
         )
+
+    def create_topic(self, name: str, partitions: int, replication_factor: int) -> None:
+        """Create a topic off the GUI thread; the next refresh shows it."""
+        self._bridge.run(
+            self.refresher.inspector.create_topic,
+            name,
+            partitions,
+            replication_factor,
+            on_done=lambda _: self.refresher.refresh(),
+            on_error=self._report(f"creating topic {name}"),
+        )
+
+    def set_config(self, topic: str, key: str, value: str | None) -> None:
+        """Set (None: reset) one config of ``topic`` off the GUI thread."""
+        self._bridge.run(
+            self.refresher.inspector.alter_topic_config,
+            topic,
+            {key: value},
+            on_done=lambda _: self.refresher.refresh(),
+            on_error=self._report(f"changing {key} of {topic}"),
+        )
+
+    @Slot()
+    def _on_create(self) -> None:
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Create topic")
+        name = QLineEdit()
+        partitions = QSpinBox()
+        partitions.setRange(1, 10_000)
+        partitions.setValue(3)
+        replication = QSpinBox()
+        brokers = len(self.snapshot.brokers) if self.snapshot else 1
+        replication.setRange(1, max(1, brokers))
+        replication.setValue(min(3, max(1, brokers)))
+        form = QFormLayout(dialog)
+        form.addRow("Name", name)
+        form.addRow("Partitions", partitions)
+        form.addRow("Replication factor", replication)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        form.addRow(buttons)
+        if dialog.exec() == QDialog.DialogCode.Accepted and name.text().strip():
+            self.create_topic(
+                name.text().strip(), partitions.value(), replication.value()
+            )
+
+    @Slot()
+    def _on_set_config(self) -> None:
+        topic = self.selected_topic()
+        if topic is None:
+            return
+        text, ok = QInputDialog.getText(
+            self, "Set config", f"KEY=VALUE for {topic} (KEY= resets it):"
+        )
+        key, sep, value = text.partition("=")
+        if ok and sep and key.strip():
+            self.set_config(topic, key.strip(), value.strip() or None)
 
 
 def create_panel(context: PanelContext) -> QWidget:

@@ -115,7 +115,7 @@ def test_killed_leader_updates_the_grid_and_timeline(
 ) -> None:
     bridge = Bridge()
     inspector = ClusterInspector({"bootstrap.servers": bootstrap}, timeout=5)
-    inspector.create_topic(topic := unique_topic("test.gui"), 3, 3)
+    topic = unique_topic("test.gui")
     refresher = ClusterRefresher(inspector, bridge, interval_ms=500)
     panel = ClusterPanel(refresher, bridge)
     qtbot.addWidget(panel)
@@ -123,8 +123,17 @@ def test_killed_leader_updates_the_grid_and_timeline(
     panel.show()
     refresher.start()
     try:
+        panel.create_topic(topic, 3, 3)
         qtbot.waitUntil(
             lambda: panel.snapshot is not None and topic in panel.snapshot.topics,
+            timeout=20_000,
+        )
+        panel.set_config(topic, "min.insync.replicas", "2")
+        qtbot.waitUntil(
+            lambda: (
+                panel.snapshot is not None
+                and panel.snapshot.topics[topic].config.min_insync_replicas == 2
+            ),
             timeout=20_000,
         )
         panel.filter_edit.setText(topic)
@@ -170,3 +179,24 @@ def test_killed_leader_updates_the_grid_and_timeline(
         bridge.wait_idle()
         inspector.delete_topic(topic)
         inspector.close()
+
+
+def test_dashboard_mode_has_no_editing_and_follows_large_type(qtbot: QtBot) -> None:
+    bridge = Bridge()
+    inspector = ClusterInspector({"bootstrap.servers": f"127.0.0.1:{PORT_BASE + 271}"})
+    panel = ClusterPanel(ClusterRefresher(inspector, bridge), bridge, dashboard=True)
+    qtbot.addWidget(panel)
+    panel.show()
+    buttons = (
+        panel.elect_button,
+        panel.create_button,
+        panel.config_button,
+        panel.delete_button,
+    )
+    assert all(button.isHidden() for button in buttons)
+
+    before = panel.grid_view.verticalHeader().defaultSectionSize()
+    font = panel.font()
+    font.setPointSizeF(font.pointSizeF() * 2)
+    panel.setFont(font)
+    assert panel.grid_view.verticalHeader().defaultSectionSize() > before
