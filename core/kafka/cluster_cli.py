@@ -12,6 +12,7 @@ from core.errors import SettingsError
 from core.kafka.cluster import ClusterSnapshot
 from core.kafka.exporter import Exporter, parse_listen
 from core.kafka.inspector import ClusterInspector
+from core.kafka.lag import LagReader
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     monitor.add_argument("--interval", type=float, default=2.0, help="refresh, s")
     monitor.add_argument("--internal", action="store_true", help="export __ topics")
+    monitor.add_argument(
+        "--no-lag", action="store_true", help="do not export consumer group lag"
+    )
     monitor.add_argument(
         "--allow-remote",
         action="store_true",
@@ -228,7 +232,8 @@ def cluster_text(snapshot: ClusterSnapshot) -> str:
 def _cmd_monitor(args: argparse.Namespace, conf: Settings) -> int:
     host, port = parse_listen(args.prometheus, allow_remote=args.allow_remote)
     inspector = open_inspector(args, conf, include_internal=args.internal)
-    exporter = Exporter(inspector, host, port, interval=args.interval)
+    lag = None if args.no_lag else LagReader(inspector.client_config())
+    exporter = Exporter(inspector, host, port, interval=args.interval, lag_reader=lag)
     exporter.start()
     print(
         f"serving Prometheus metrics on http://{host}:{exporter.port}/metrics "

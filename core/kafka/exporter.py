@@ -12,9 +12,10 @@ from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from core.errors import KafkaConnectionError, SettingsError
+from core.errors import KafkaConnectionError, SettingsError, StudioError
 from core.kafka.cluster import ClusterSnapshot
 from core.kafka.inspector import ClusterInspector
+from core.kafka.lag import GroupTarget, LagReader, LagSample
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +108,37 @@ def metric_families(snapshot: ClusterSnapshot) -> list[GaugeMetricFamily]:
     return [up, leaders, skew, *gauges.values()]
 
 
+def lag_families(sample: LagSample) -> list[GaugeMetricFamily]:
+    """Per group and partition: committed offset and lag against HW and LSO."""
+    labels = ["group", "topic", "partition"]
+    committed = GaugeMetricFamily(
+        f"{PREFIX}_consumer_group_committed_offset",
+        "Committed offset of the group (absent: none committed)",
+        labels=labels,
+    )
+    lag = GaugeMetricFamily(
+        f"{PREFIX}_consumer_group_lag",
+        "Records the group has not read, counted against the high watermark "
+        "(read_uncommitted) or the last stable offset (read_committed)",
+        labels=[*labels, "against"],
+    )
+    for group in sample.groups:
+        for p in group.partitions:
+            where = [p.group, p.topic, str(p.partition)]
+            if p.committed is not None:
+                committed.add_metric(where, p.committed)
+            lag.add_metric([*where, "high_watermark"], p.lag_hw)
+            lag.add_metric([*where, "last_stable_offset"], p.lag_lso)
+    return [committed, lag]
+
+
 class SnapshotCollector(Collector):
     """Serves the latest snapshot; a scrape never waits for the cluster."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshot: ClusterSnapshot | None = None
+        self._lag: LagSample | None = None
         self._refresh_ok = 0
 
     def update(self, snapshot: ClusterSnapshot | None) -> None:
@@ -121,9 +147,13 @@ class SnapshotCollector(Collector):
                 self._snapshot = snapshot
             self._refresh_ok = int(snapshot is not None)
 
+    def update_lag(self, sample: LagSample) -> None:
+        with self._lock:
+            self._lag = sample
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
-            snapshot, ok = self._snapshot, self._refresh_ok
+            snapshot, ok, lag = self._snapshot, self._refresh_ok, self._lag
         healthy = GaugeMetricFamily(
             f"{PREFIX}_refresh_success", "1 if the last refresh reached the cluster"
         )
@@ -131,15 +161,28 @@ class SnapshotCollector(Collector):
         yield healthy
         if snapshot is not None:
             yield from metric_families(snapshot)
+        if lag is not None:
+            yield from lag_families(lag)
 
 
 class Exporter:
-    """Refreshes an inspector every ``interval`` s and serves it over HTTP."""
+    """Refreshes an inspector every ``interval`` s and serves it over HTTP.
+
+    With a ``lag_reader``, every consumer group's lag is exported too (as
+    read_uncommitted groups with reset policy latest: the cluster knows
+    neither, so both the HW and the LSO lag are given).
+    """
 
     def __init__(
-        self, inspector: ClusterInspector, host: str, port: int, interval: float = 2.0
+        self,
+        inspector: ClusterInspector,
+        host: str,
+        port: int,
+        interval: float = 2.0,
+        lag_reader: LagReader | None = None,
     ) -> None:
         self.inspector = inspector
+        self.lag_reader = lag_reader
         self.host, self.port, self.interval = host, port, interval
         self.collector = SnapshotCollector()
         self.registry = CollectorRegistry()
@@ -156,7 +199,16 @@ class Exporter:
             self.collector.update(None)
             return None
         self.collector.update(snapshot)
+        if self.lag_reader is not None:
+            self._sample_lag(self.lag_reader)
         return snapshot
+
+    def _sample_lag(self, reader: LagReader) -> None:
+        try:
+            targets = [GroupTarget(group) for group in reader.groups()]
+            self.collector.update_lag(reader.sample(targets))
+        except StudioError as exc:
+            log.warning("exporter lag sample failed: %s", exc.args[0])
 
     def start(self) -> None:
         """Take a first snapshot, then serve and keep refreshing in a thread."""
@@ -178,6 +230,8 @@ class Exporter:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        if self.lag_reader is not None:
+            self.lag_reader.close()
         log.info("Prometheus exporter stopped")
 
     def wait(self) -> None:

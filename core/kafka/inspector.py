@@ -109,6 +109,7 @@ class ClusterInspector:
         self.include_internal = include_internal
         self.timeout = timeout
         self.timeline = Timeline()
+        self._client_config = dict(client_config)
         self._errors = connection.ErrorCollector()
         self._admin = connection.admin_client(client_config, self._errors)
         self._lock = threading.Lock()
@@ -121,6 +122,10 @@ class ClusterInspector:
     def for_settings(cls, settings: Settings, **kwargs: Any) -> ClusterInspector:
         """An inspector of the embedded stack described by ``settings``."""
         return cls({"bootstrap.servers": settings.bootstrap_servers}, **kwargs)
+
+    def client_config(self) -> dict[str, Any]:
+        """A copy of the librdkafka config, for other clients of this cluster."""
+        return dict(self._client_config)
 
     def close(self) -> None:
         """Drop the client (librdkafka closes it when it is collected)."""

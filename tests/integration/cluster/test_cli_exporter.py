@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from core import cli, settings
 from core.kafka.exporter import Exporter
 from core.kafka.inspector import ClusterInspector
+from core.kafka.lag import LagReader
 from core.settings import Settings
 from tests.conftest import PORT_BASE
 from tests.integration.cluster.conftest import unique_topic, wait_for
@@ -92,11 +93,16 @@ def test_prometheus_endpoint_serves_the_inspector_numbers(
     bootstrap: str, topic_with_records: str, inspector: ClusterInspector
 ) -> None:
     topic = topic_with_records
+    group = f"g-{topic}"
+    committer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    committer.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
+    committer.close()
     exporter = Exporter(
         ClusterInspector({"bootstrap.servers": bootstrap}),
         "127.0.0.1",
         EXPORTER_PORT,
         interval=0.5,
+        lag_reader=LagReader({"bootstrap.servers": bootstrap}),
     )
     exporter.start()
     try:
@@ -134,6 +140,20 @@ def test_prometheus_endpoint_serves_the_inspector_numbers(
         }
         counts = exporter.inspector.last.leader_counts()  # type: ignore[union-attr]
         assert led == {str(b): float(c) for b, c in counts.items()}
+
+        # The group committed 2 of partition 0's 3 records: lag 1 there.
+        lag = {
+            (dict(labels)["partition"], dict(labels)["against"]): value
+            for (name, labels), value in everything.items()
+            if name == "cdc_studio_kafka_consumer_group_lag"
+            and dict(labels)["group"] == group
+        }
+        assert lag[("0", "high_watermark")] == lag[("0", "last_stable_offset")] == 1
+        committed = (
+            "cdc_studio_kafka_consumer_group_committed_offset",
+            (("group", group), ("partition", "0"), ("topic", topic)),
+        )
+        assert everything[committed] == 2
     finally:
         exporter.stop()
         exporter.inspector.close()
