@@ -163,10 +163,7 @@ class TopicListModel(QAbstractListModel):
         self._problems_only = False
 
     def set_snapshot(self, snapshot: ClusterSnapshot) -> None:
-        self._all = [
-            (name, sum(bool(p.flags()) for p in topic.partitions))
-            for name, topic in sorted(snapshot.topics.items())
-        ]
+        self._all = sorted(snapshot.problems_per_topic().items())
         self._apply()
 
     def set_filter(self, text: str, problems_only: bool) -> None:

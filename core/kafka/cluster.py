@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -190,17 +191,40 @@ class ClusterSnapshot:
         fair = total / len(counts)
         return max(counts.values()) / fair - 1.0
 
-    def summary(self) -> dict[str, int]:
-        parts = self.partitions()
-        return {
+    @cached_property
+    def _health(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Counts of every flag, and partitions with any flag per topic.
+
+        Computed once per snapshot (the GUI asks on its own thread, so the
+        refresher computes it on the worker thread first).
+        """
+        counts = dict.fromkeys(
+            ("offline", "under_replicated", "under_min_isr", "leader_not_preferred"), 0
+        )
+        problems: dict[str, int] = {}
+        for name, topic in self.topics.items():
+            flagged = 0
+            for p in topic.partitions:
+                flags = p.flags()
+                flagged += bool(flags)
+                for flag in flags:
+                    counts[flag.replace("-", "_")] += 1
+            problems[name] = flagged
+        summary = {
             "brokers": len(self.brokers),
             "topics": len(self.topics),
-            "partitions": len(parts),
-            "offline": sum(p.offline for p in parts),
-            "under_replicated": sum(p.under_replicated for p in parts),
-            "under_min_isr": sum(p.under_min_isr for p in parts),
-            "leader_not_preferred": sum(p.leader_not_preferred for p in parts),
+            "partitions": sum(len(t.partitions) for t in self.topics.values()),
+            **counts,
         }
+        return summary, problems
+
+    def summary(self) -> dict[str, int]:
+        """How many brokers, topics, partitions, and partitions with each flag."""
+        return dict(self._health[0])
+
+    def problems_per_topic(self) -> dict[str, int]:
+        """Per topic, how many of its partitions have any flag."""
+        return self._health[1]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -74,9 +74,13 @@ class ClusterRefresher(QObject):
         if self._in_flight:
             return  # the cluster is slower than the timer: skip a beat
         self._in_flight = True
-        self._bridge.run(
-            self.inspector.refresh, on_done=self._on_done, on_error=self._on_error
-        )
+        self._bridge.run(self._refresh, on_done=self._on_done, on_error=self._on_error)
+
+    def _refresh(self) -> tuple[ClusterSnapshot, list[ClusterEvent]]:
+        """On the worker thread: refresh, and count the flags there too."""
+        snapshot, events = self.inspector.refresh()
+        snapshot.summary()
+        return snapshot, events
 
     def _on_done(self, result: Any) -> None:
         self._in_flight = False
