@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.demos.scenario import Scenario
 from core.demos.scenarios.broker_failure import BrokerFailure
-from core.demos.scenarios.capture import RelayCrash
+from core.demos.scenarios.capture import RelayCrash, WebhookVersusOutbox
 from core.demos.scenarios.consumers import (
     AtLeastOnce,
     AtMostOnce,
@@ -28,6 +28,7 @@ def scenarios() -> list[Scenario]:
         ZombieFencing(),
         BrokerFailure(),
         RelayCrash(),
+        WebhookVersusOutbox(),
     ]
     return sorted(found, key=lambda s: s.number)
 

@@ -40,10 +40,12 @@ Record = tuple[str, str, int]
 class Reporter:
     """Writes the worker's events to stdout and handles crash and hold points."""
 
-    def __init__(self, name: str, crash_at: str | None, hold_at: str | None) -> None:
+    def __init__(
+        self, name: str, crash_at: str | None, hold_at: str | list[str] | None
+    ) -> None:
         self.name = name
         self.crash_at = crash_at
-        self.hold_at = hold_at
+        self.hold_at = [hold_at] if isinstance(hold_at, str) else list(hold_at or [])
         self.reached: dict[str, int] = {}
 
     def say(self, kind: str, text: str = "", **extra: Any) -> None:
@@ -59,7 +61,7 @@ class Reporter:
         if self.crash_at in here:
             self.say("crash", f"crash point {name} reached: SIGKILL", point=name, n=n)
             os.kill(os.getpid(), signal.SIGKILL)
-        if self.hold_at in here:
+        if here & set(self.hold_at):
             self.say("hold", f"holding at {name}", point=name, n=n)
             sys.stdin.readline()
             self.say("go", f"going on from {name}", point=name, n=n)
@@ -274,11 +276,77 @@ def run_workload_cleanup(spec: dict[str, Any], report: Reporter) -> int:
 
     schema = spec["schema"]
     with H2Connection(_settings(spec)) as conn:
-        for table in workload.TABLES:
+        for table in spec.get("tables", workload.TABLES):
             triggers.remove_rule(conn, schema, table)
         conn.run(f"DELETE FROM {triggers.OUTBOX} WHERE TABLE_SCHEMA = ?", [schema])
         conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     report.say("done", f"schema {schema} removed")
+    return EXIT_DONE
+
+
+def run_dual_capture(spec: dict[str, Any], report: Reporter) -> int:
+    """The same changes captured by the webhook path and by the outbox.
+
+    Tables HOOKED (webhook rule) and BOXED (outbox rule) get the same rows in
+    the same transactions; each row carries a change id. The transactions run
+    in phases (``phases``: how many in each), holding at ``phase`` between
+    them. In each phase the first transaction commits and the second rolls
+    back; the others roll back with probability ``rollback_ratio``.
+    """
+    import random
+
+    from core.h2 import triggers
+    from core.h2.connection import H2Connection
+    from core.h2.triggers import CaptureRule
+
+    schema = spec["schema"]
+    quoted = f'"{schema}"'
+    rng = random.Random(int(spec.get("seed", 0)))
+    ratio = float(spec.get("rollback_ratio", 0.25))
+    with H2Connection(_settings(spec)) as conn:
+        triggers.ensure_metadata(conn)
+        conn.run(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        for table in ("HOOKED", "BOXED"):
+            conn.run(
+                f"CREATE TABLE {quoted}.{table} (ID INT PRIMARY KEY, "
+                "CHANGE_ID VARCHAR(64) NOT NULL)"
+            )
+        triggers.add_rule(
+            conn,
+            CaptureRule(
+                schema,
+                "HOOKED",
+                mode="webhook",
+                webhook_url=spec["url"],
+                webhook_token=spec["token"],
+            ),
+        )
+        triggers.add_rule(conn, CaptureRule(schema, "BOXED"))
+        report.say("ready", f"schema {schema} captured by webhook and outbox")
+
+        row = 0
+        for phase, count in enumerate(spec["phases"], start=1):
+            report.point("phase")
+            for n in range(int(count)):
+                conn.set_autocommit(False)
+                ids = []
+                for _ in range(rng.randint(1, 3)):
+                    row += 1
+                    change = f"p{phase}-c{row:05d}"
+                    ids.append(change)
+                    for table in ("HOOKED", "BOXED"):
+                        conn.run(
+                            f"INSERT INTO {quoted}.{table} VALUES (?, ?)", [row, change]
+                        )
+                commit = n == 0 or (n != 1 and rng.random() >= ratio)
+                if commit:
+                    conn.commit()
+                else:
+                    conn.rollback()
+                conn.set_autocommit(True)
+                kind = "committed" if commit else "aborted"
+                report.say(kind, f"phase {phase}", count=len(ids), ids=ids, phase=phase)
+    report.say("done", "all phases done")
     return EXIT_DONE
 
 
@@ -287,6 +355,7 @@ ROLES: dict[str, Callable[[dict[str, Any], Reporter], int]] = {
     "txn-producer": run_txn_producer,
     "workload": run_workload,
     "workload-cleanup": run_workload_cleanup,
+    "dual-capture": run_dual_capture,
 }
 
 
