@@ -29,6 +29,7 @@ def test_read_only_profile_reads_but_refuses_writes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("CDC_STUDIO_PROFILES", str(tmp_path / "profiles.toml"))
+    (tmp_path / "settings.toml").write_text("")  # defaults, not the user's file
     monkeypatch.setenv("CDC_STUDIO_CONFIG", str(tmp_path / "settings.toml"))
     topic = unique_topic("test.profile")
     inspector.create_topic(topic, 1, 3)

@@ -51,6 +51,8 @@ def test_sasl_profile_right_and_wrong_password_and_no_leak(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "settings.toml").write_text("")  # defaults; profiles go beside it
     monkeypatch.setenv("CDC_STUDIO_CONFIG", str(config_dir / "settings.toml"))
     base = ["--data-dir", str(tmp_path / "data")]
     typed = iter([PASSWORD, WRONG])
