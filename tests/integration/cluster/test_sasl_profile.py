@@ -12,7 +12,7 @@ import pytest
 
 from core import cli
 from core.stack import Stack
-from core.stack.sasl import disable_sasl_listener, enable_sasl_listener
+from core.stack.listeners import disable_sasl_listener, enable_sasl_listener
 from tests.conftest import PORT_BASE
 from tests.keyring_fake import MemoryKeyring, memory_keyring
 
