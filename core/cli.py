@@ -7,14 +7,17 @@ import importlib
 import json
 import logging
 import logging.handlers
+import math
+import os
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from core import jvm, settings
-from core.errors import StudioError
+from core.errors import H2Error, StudioError
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +59,26 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     stack = sub.add_parser(
-        "stack", help="the embedded stack: up, status, down, brokers"
+        "stack", help="the embedded stack: up, status, down, stop/kill/start a broker"
     )
     stack_sub = stack.add_subparsers(dest="action", required=True)
     up = stack_sub.add_parser("up", help="start the stack (reuses a running one)")
-    up.add_argument("--brokers", type=int, help="number of brokers (default 3)")
+    up.add_argument(
+        "--brokers",
+        type=_broker_count,
+        help="number of brokers, 1-9 (default: as the stack was set up, else the "
+        "setting kafka.brokers, 3)",
+    )
     up.add_argument("--json", action="store_true")
     status = stack_sub.add_parser("status", help="every node: role, pid, port, state")
     status.add_argument("--json", action="store_true")
     down = stack_sub.add_parser("down", help="stop every node the stack started")
-    down.add_argument("--wipe", action="store_true", help="also delete all stack data")
+    down.add_argument(
+        "--wipe",
+        action="store_true",
+        help="also delete the stack's data (topics, database, runs); keeps jvm/ "
+        "and logs/",
+    )
     down.add_argument("--json", action="store_true")
     for action, text in (
         ("kill-broker", "kill a broker with SIGKILL"),
@@ -95,12 +108,45 @@ def _feature_modules() -> list[str]:
     return list(dict.fromkeys([*found, *FEATURES]))
 
 
+def _broker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not settings.MIN_BROKERS <= count <= settings.MAX_BROKERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a broker count: give {settings.MIN_BROKERS} to "
+            f"{settings.MAX_BROKERS}"
+        )
+    return count
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging(data_dir: Path, verbose: bool) -> None:
+    """Log to stderr (warnings, or INFO with -v) and to the data folder's log file.
+
+    Calling it again (main() run twice in one process) replaces its handlers.
+    """
     root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_cdc_studio", False)]:
+        root.removeHandler(handler)
+        handler.close()
     root.setLevel(logging.DEBUG)
-    console = logging.StreamHandler(sys.stderr)
+    console = _StderrHandler()
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console._cdc_studio = True  # type: ignore[attr-defined]
     root.addHandler(console)
     try:
         (data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -110,6 +156,7 @@ def _setup_logging(data_dir: Path, verbose: bool) -> None:
     except OSError:
         return
     file_handler.setLevel(logging.INFO)
+    file_handler._cdc_studio = True  # type: ignore[attr-defined]
     file_handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
@@ -126,9 +173,29 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as strings: strict JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return (
+            "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        )
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def emit(as_json: bool, data: dict[str, Any], text: Callable[[], str]) -> None:
     if as_json:
-        print(json.dumps(data, default=_json_default, ensure_ascii=False))
+        print(
+            json.dumps(
+                _json_safe(data),
+                default=_json_default,
+                ensure_ascii=False,
+                allow_nan=False,
+            )
+        )
     else:
         print(text())
 
@@ -179,7 +246,12 @@ def _cmd_stack(args: argparse.Namespace, conf: settings.Settings) -> int:
             {"stopped": stopped, "wiped": args.wipe},
             lambda: (
                 f"stopped: {', '.join(stopped) or 'nothing was running'}"
-                + (f"\nwiped {conf.data_path}" if args.wipe else "")
+                + (
+                    f"\nwiped the stack's data in {conf.data_path} "
+                    "(kept jvm/ and logs/)"
+                    if args.wipe
+                    else ""
+                )
             ),
         )
     else:
@@ -207,6 +279,8 @@ def _cmd_stack(args: argparse.Namespace, conf: settings.Settings) -> int:
 def _cmd_sql(args: argparse.Namespace, conf: settings.Settings) -> int:
     from core.h2.connection import H2Connection
 
+    if not args.statement.strip():
+        raise H2Error("No SQL statement was given", hint='cdc-studio sql "SELECT 1"')
     with H2Connection(conf) as conn:
         result = conn.run(args.statement)
     if result.update_count is not None:
@@ -231,16 +305,38 @@ def _cell(value: Any) -> str:
         return "X'" + value.hex() + "'"
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(_json_safe(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_cell(v) for v in value) + "]"
     return str(value)
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: East Asian wide characters take two."""
+    return sum(
+        0
+        if unicodedata.combining(c)
+        else 2
+        if unicodedata.east_asian_width(c) in "WF"
+        else 1
+        for c in text
+    )
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
 
 
 def table(columns: list[str], rows: list[list[Any]]) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    line = " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    widths = [
+        max([_width(c)] + [_width(r[i]) for r in cells]) for i, c in enumerate(columns)
+    ]
+    line = " | ".join(_pad(c, w) for c, w in zip(columns, widths, strict=True))
     out = [line, "-+-".join("-" * w for w in widths)]
     out += [
-        " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells
+        " | ".join(_pad(v, w) for v, w in zip(r, widths, strict=True)) for r in cells
     ]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
@@ -283,6 +379,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): say nothing more, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        log.info("command failed: %s", exc)
+        message = f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+        hint = "check the data folder (--data-dir, data_dir) and its permissions"
+        if as_json:
+            print(json.dumps({"error": message, "hint": hint}))
+        else:
+            print(f"error: {message}\n  -> {hint}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -8,8 +8,11 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from core.errors import JavaError
 from core.settings import Settings
@@ -74,9 +77,7 @@ def find_java(settings: Settings) -> Java:
             ("jvm.java_home", Path(settings.jvm.java_home) / "bin" / "java")
         )
     elif os.environ.get("JAVA_HOME"):
-        candidates.append(
-            ("JAVA_HOME", Path(os.environ["JAVA_HOME"]) / "bin" / "java")
-        )
+        candidates.append(("JAVA_HOME", Path(os.environ["JAVA_HOME"]) / "bin" / "java"))
     else:
         on_path = shutil.which("java")
         if on_path:
@@ -133,6 +134,11 @@ def find_maven(settings: Settings) -> Path:
     return Path(found)
 
 
+def current_build_name() -> str:
+    """The folder name, under ``jvm/``, of a build of the sources as they are now."""
+    return _sources_digest()[:16]
+
+
 def _sources_digest() -> str:
     """A digest of the module's pom and sources, to know when to rebuild."""
     digest = hashlib.sha256()
@@ -147,28 +153,60 @@ def _sources_digest() -> str:
 def ensure_built(settings: Settings, java: Java | None = None) -> JvmBuild:
     """Build the JVM module into the data folder unless it is up to date.
 
-    Maven runs offline first (from the local repository) and goes online
-    only when that fails, so a machine that built once never needs the
-    network again.
+    Each build of the sources lives in its own folder, ``jvm/<digest>``, so
+    that a rebuild never replaces jars a running node has open; older builds
+    are removed once no process uses them. Maven runs offline first (from the
+    local repository) and goes online only when that fails, so a machine that
+    built once never needs the network again.
     """
     java = java or find_java(settings)
-    build = JvmBuild(settings.data_path / "jvm")
-    stamp = build.root / "source.sha256"
     digest = _sources_digest()
-    if stamp.exists() and stamp.read_text().strip() == digest and build.module_jar.exists():
+    builds = settings.data_path / "jvm"
+    build = JvmBuild(builds / current_build_name())
+    if _is_complete(build, digest):
         return build
 
     mvn = find_maven(settings)
-    build.root.mkdir(parents=True, exist_ok=True)
-    if build.lib_dir.exists():
-        shutil.rmtree(build.lib_dir)
+    builds.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=builds))
+    try:
+        _run_maven(mvn, java, staging)
+        (staging / "source.sha256").write_text(digest)
+        try:
+            staging.rename(build.root)
+        except OSError:
+            if not _is_complete(build, digest):  # not another process's build
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _remove_unused_builds(builds, keep=build.root)
+    return build
+
+
+def _is_complete(build: JvmBuild, digest: str) -> bool:
+    stamp = build.root / "source.sha256"
+    return (
+        stamp.exists()
+        and stamp.read_text().strip() == digest
+        and build.module_jar.exists()
+    )
+
+
+def _run_maven(mvn: Path, java: Java, target: Path) -> None:
     env = dict(os.environ, JAVA_HOME=str(java.executable.resolve().parent.parent))
     base = [
-        str(mvn), "-B", "-q", "-f", str(MODULE_DIR / "pom.xml"),
-        f"-Dstudio.build.dir={build.root}", "package",
+        str(mvn),
+        "-B",
+        "-q",
+        "-f",
+        str(MODULE_DIR / "pom.xml"),
+        f"-Dstudio.build.dir={target}",
+        "package",
     ]
-    log.info("building the JVM module into %s", build.root)
-    done = subprocess.run([*base[:1], "-o", *base[1:]], capture_output=True, text=True, env=env)
+    log.info("building the JVM module into %s", target.parent)
+    done = subprocess.run(
+        [*base[:1], "-o", *base[1:]], capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         log.info("offline Maven build failed; resolving from Maven Central")
         done = subprocess.run(base, capture_output=True, text=True, env=env)
@@ -179,5 +217,26 @@ def ensure_built(settings: Settings, java: Java | None = None) -> JvmBuild:
             hint="check that Maven Central is reachable once, or that ~/.m2 holds "
             "the jars; then run the command again",
         )
-    stamp.write_text(digest)
-    return build
+
+
+def _remove_unused_builds(builds: Path, keep: Path) -> None:
+    """Delete older builds (and the pre-versioned layout) no process still uses."""
+    in_use = " ".join(_command_lines())
+    for entry in builds.iterdir():
+        if entry == keep or entry.name.startswith(".building-"):
+            continue
+        if f"{entry}{os.sep}" in in_use:
+            log.debug("keeping %s: a running process uses it", entry)
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        lines.append(" ".join(cmdline))
+    return lines

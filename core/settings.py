@@ -22,6 +22,11 @@ ENV_CONFIG = "CDC_STUDIO_CONFIG"
 ENV_DATA_DIR = "CDC_STUDIO_DATA_DIR"
 
 
+# The embedded cluster's size: one broker at least, racks rack-1..rack-9 at most.
+MIN_BROKERS = 1
+MAX_BROKERS = 9
+
+
 @dataclass
 class KafkaSettings:
     """The embedded Kafka cluster: ports, size and JVM heap."""
@@ -115,7 +120,10 @@ def _fill(cls: type, values: dict[str, Any], where: str) -> Any:
         default = getattr(cls(), name)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
-                raise SettingsError(f"Setting {where}{name} must be a table")
+                raise SettingsError(
+                    f"Setting {where}{name} must be a table",
+                    hint=f"write it as a [{where}{name}] section",
+                )
             kwargs[name] = _fill(type(default), value, f"{where}{name}.")
             continue
         expected = type(default)
@@ -126,16 +134,27 @@ def _fill(cls: type, values: dict[str, Any], where: str) -> Any:
         ):
             raise SettingsError(
                 f"Setting {where}{name} must be {expected.__name__}, "
-                f"not {type(value).__name__} ({value!r})"
+                f"not {type(value).__name__} ({value!r})",
+                hint=f"for example: {name} = {default!r}".replace("'", '"'),
             )
         kwargs[name] = value
     return cls(**kwargs)
 
 
 def load(path: Path | None = None) -> Settings:
-    """Read settings from ``path`` (default: the per-user file), or defaults."""
+    """Read settings from ``path`` (default: the per-user file), or defaults.
+
+    A file named on purpose (``path`` or $CDC_STUDIO_CONFIG) must exist; only
+    the per-user default may be absent.
+    """
+    named = path is not None or bool(os.environ.get(ENV_CONFIG))
     path = path or default_config_path()
     if not path.exists():
+        if named:
+            raise SettingsError(
+                f"The settings file {path} does not exist",
+                hint="check the path given with --config or CDC_STUDIO_CONFIG",
+            )
         log.debug("no settings file at %s, using defaults", path)
         settings = Settings()
     else:
@@ -144,9 +163,16 @@ def load(path: Path | None = None) -> Settings:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(
                 f"Cannot read settings file {path}: {exc}",
-                hint="fix the file or delete it to get the defaults",
+                hint="fix the file"
+                if named
+                else "fix the file, or move it away to get the defaults",
             ) from exc
-        settings = _fill(Settings, values, "")
+        try:
+            settings = _fill(Settings, values, "")
+            validate(settings)
+        except SettingsError as exc:
+            raise SettingsError(f"{path}: {exc.args[0]}", hint=exc.hint) from exc
+        return settings
     validate(settings)
     return settings
 
@@ -162,18 +188,17 @@ def save(settings: Settings, path: Path | None = None) -> Path:
 def validate(settings: Settings) -> None:
     """Reject values that cannot work, naming the setting to change."""
     k = settings.kafka
-    if not 1 <= k.brokers <= 9:
+    if not MIN_BROKERS <= k.brokers <= MAX_BROKERS:
         raise SettingsError(
-            f"kafka.brokers is {k.brokers}", hint="choose between 1 and 9 brokers"
+            f"kafka.brokers is {k.brokers}",
+            hint=f"choose between {MIN_BROKERS} and {MAX_BROKERS} brokers",
         )
     ports = {
         "kafka.controller_port": k.controller_port,
         "h2.port": settings.h2.port,
     }
     for broker_id in range(1, k.brokers + 1):
-        ports[f"kafka.base_port (broker {broker_id})"] = settings.broker_port(
-            broker_id
-        )
+        ports[f"kafka.base_port (broker {broker_id})"] = settings.broker_port(broker_id)
     for name, port in ports.items():
         if not 1024 <= port <= 65535:
             raise SettingsError(

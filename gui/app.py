@@ -21,14 +21,17 @@ log = logging.getLogger(__name__)
 
 
 def build_window(
-    settings: Settings, dashboard: bool = False, read_only: bool = False
+    settings: Settings,
+    dashboard: bool = False,
+    read_only: bool = False,
+    panels: list[str] | None = None,
 ) -> MainWindow:
-    """The main window with every panel, on an existing QApplication."""
+    """The main window with every panel (or only ``panels``), on a QApplication."""
     bridge = Bridge()
     messages = Messages()
     stack = StackModel(settings, bridge, messages)
     context = PanelContext(settings, bridge, messages, stack, dashboard, read_only)
-    window = MainWindow(context)
+    window = MainWindow(context, panels)
     bridge.setParent(window)
     stack.setParent(window)
     return window

@@ -33,7 +33,7 @@ AREAS = {
 class MainWindow(QMainWindow):
     """Holds every panel as a dock; later features add theirs through `PANELS`."""
 
-    def __init__(self, context: PanelContext) -> None:
+    def __init__(self, context: PanelContext, panels: list[str] | None = None) -> None:
         super().__init__()
         self.context = context
         self.panels: dict[str, QWidget] = {}
@@ -51,7 +51,7 @@ class MainWindow(QMainWindow):
         self.messages_list.setWordWrap(True)
         self._view_menu = self._build_menus()
         self._messages_dock = self.add_panel("Messages", self.messages_list, "bottom")
-        for name in PANELS:
+        for name in PANELS if panels is None else panels:
             self._open_panel(name)
         self._sized = False
 

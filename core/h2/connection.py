@@ -87,12 +87,18 @@ def embedded_password(settings: Settings) -> str:
     if settings.h2.url:
         return os.environ.get(ENV_PASSWORD, "")
     path = h2_node.password_file(settings)
-    if not path.exists():
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    if h2_node.database_file(settings).exists():
         raise H2Error(
-            "The embedded H2 database has not been created yet",
-            hint="start the stack with `cdc-studio stack up`",
+            f"The embedded H2 database exists but its password file {path} is gone",
+            hint="the password cannot be recovered: wipe the stack "
+            "(`cdc-studio stack down --wipe`) to create a new database",
         )
-    return path.read_text(encoding="utf-8").strip()
+    raise H2Error(
+        f"The embedded H2 database in {settings.data_path} has not been created yet",
+        hint="start the stack with `cdc-studio stack up`",
+    )
 
 
 class H2Connection:
@@ -109,10 +115,10 @@ class H2Connection:
         self.url = url or h2_node.url(settings)
         self.user = user or settings.h2.user
         check_url(self.url)
+        if password is None:
+            password = embedded_password(settings)
         start_jvm(settings)
-        self._jconn = self._connect(
-            password if password is not None else embedded_password(settings)
-        )
+        self._jconn = self._connect(password)
 
     def _connect(self, password: str) -> Any:
         """Connect through jaydebeapi; keep its java.sql.Connection for exact reads.
@@ -237,7 +243,10 @@ def _read_result_set(rs: Any) -> Result:
     kinds = [int(meta.getColumnType(i)) for i in range(1, count + 1)]
     while rs.next():
         result.rows.append(
-            [_read_value(rs, i, kinds[i - 1]) for i in range(1, count + 1)]
+            [
+                _read_value(rs, i, kinds[i - 1], result.types[i - 1])
+                for i in range(1, count + 1)
+            ]
         )
     rs.close()
     return result
@@ -251,10 +260,19 @@ _BOOLEANS = {16, -7}  # BOOLEAN BIT
 _BINARIES = {-2, -3, -4, 2004}  # BINARY VARBINARY LONGVARBINARY BLOB
 
 
-def _read_value(rs: Any, index: int, kind: int) -> Any:
+_ARRAY = 2003
+
+
+def _read_value(rs: Any, index: int, kind: int, type_name: str = "") -> Any:
     """One value, exactly: integers as int, DECIMAL as Decimal with its scale,
-    binary as bytes, temporal values as ISO text (nanoseconds and zone kept),
-    everything else as the text H2 gives."""
+    binary as bytes, UUID as its text, ARRAY as a list, temporal values as ISO
+    text (nanoseconds and zone kept), everything else as the text H2 gives."""
+    if type_name == "UUID":
+        text = rs.getString(index)
+        return None if text is None else str(text)
+    if kind == _ARRAY:
+        array = rs.getArray(index)
+        return None if array is None else [_from_java(v) for v in array.getArray()]
     if kind in _INTEGERS:
         number = rs.getLong(index)
         return None if rs.wasNull() else int(number)
@@ -272,6 +290,31 @@ def _read_value(rs: Any, index: int, kind: int) -> Any:
         return None if data is None else bytes(data)
     text = rs.getString(index)
     return None if text is None else str(text)
+
+
+def _from_java(value: Any) -> Any:
+    """An array element as a Python value, exactly (see ``_read_value``)."""
+    import jpype
+
+    if value is None:
+        return None
+    if isinstance(value, jpype.JArray):
+        return [_from_java(v) for v in value]
+    name = str(value.getClass().getName())
+    if name in (
+        "java.lang.Integer",
+        "java.lang.Long",
+        "java.lang.Short",
+        "java.lang.Byte",
+    ):
+        return int(value.longValue())
+    if name == "java.math.BigDecimal":
+        return Decimal(str(value.toPlainString()))
+    if name in ("java.lang.Double", "java.lang.Float"):
+        return float(value.doubleValue())
+    if name == "java.lang.Boolean":
+        return bool(value.booleanValue())
+    return str(value.toString())
 
 
 def password_file(settings: Settings) -> Path:

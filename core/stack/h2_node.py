@@ -23,6 +23,10 @@ def password_file(settings: Settings) -> Path:
     return h2_dir(settings) / "password"
 
 
+def database_file(settings: Settings) -> Path:
+    return h2_dir(settings) / f"{settings.h2.database}.mv.db"
+
+
 def password(settings: Settings) -> str:
     """The generated password of the embedded database, created on first use."""
     path = password_file(settings)
@@ -50,7 +54,7 @@ def ensure_database(settings: Settings, java: Java, build: JvmBuild) -> None:
     ``-ifNotExists``), so the file is made here, locally, before it starts.
     """
     base = h2_dir(settings)
-    db_file = base / f"{settings.h2.database}.mv.db"
+    db_file = database_file(settings)
     if db_file.exists():
         return
     base.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,14 @@ from confluent_kafka.admin import (
 )
 
 from core import jvm
-from core.errors import DataDirError, NodeDiedError, StackError, UnknownNodeError
-from core.settings import Settings
+from core.errors import (
+    DataDirError,
+    NodeDiedError,
+    SettingsError,
+    StackError,
+    UnknownNodeError,
+)
+from core.settings import MAX_BROKERS, MIN_BROKERS, Settings
 from core.stack import h2_node, kafka_node, process
 from core.stack.process import NodeRecord
 
@@ -36,6 +42,17 @@ _client_log = logging.getLogger(__name__ + ".librdkafka")
 
 Progress = Callable[[str], None]
 STATE_VERSION = 1
+# What `down --wipe` deletes from the data folder: the stack's nodes and state,
+# and the folders features write. jvm/ (the build) and logs/ stay.
+WIPED_ENTRIES = (
+    "kafka",
+    "h2",
+    "stack.json",
+    "relay",
+    "consumers",
+    "demos",
+    "screenshots",
+)
 
 
 @dataclass(frozen=True)
@@ -151,11 +168,19 @@ class Stack:
         """Every recorded node, with whether its process is up."""
         state = self._load_state()
         records = self._records(state)
-        brokers = sorted(r.node_id or 0 for r in records.values() if r.role == "broker")
+        # The ports the nodes were set up with, even if the settings now differ.
+        brokers = sorted(
+            (r for r in records.values() if r.role == "broker"),
+            key=lambda r: r.node_id or 0,
+        )
         bootstrap = (
-            ",".join(f"127.0.0.1:{self.settings.broker_port(b)}" for b in brokers)
+            ",".join(f"127.0.0.1:{r.port}" for r in brokers)
             or self.settings.bootstrap_servers
         )
+        h2_record = records.get("h2")
+        h2_url = h2_node.url(self.settings)
+        if h2_record is not None and not self.settings.h2.url:
+            h2_url = h2_url.replace(f":{self.settings.h2.port}/", f":{h2_record.port}/")
         nodes = [
             NodeStatus(
                 r.name, r.role, r.node_id, r.pid, r.port, r.rack, process.is_running(r)
@@ -166,7 +191,7 @@ class Stack:
             self.data_dir,
             state.get("cluster_id"),
             bootstrap,
-            h2_node.url(self.settings),
+            h2_url,
             nodes,
         )
 
@@ -200,21 +225,33 @@ class Stack:
             recorded_brokers = [r for r in records.values() if r.role == "broker"]
             if brokers is None:
                 brokers = len(recorded_brokers) or self.settings.kafka.brokers
-            if (
-                recorded_brokers
-                and len(recorded_brokers) != brokers
-                and any(process.is_running(r) for r in records.values())
-            ):
-                raise StackError(
-                    f"A stack with {len(recorded_brokers)} brokers is running; "
-                    f"it cannot become one of {brokers}",
-                    hint="stop it with `cdc-studio stack down`, then start again",
+            if not MIN_BROKERS <= brokers <= MAX_BROKERS:
+                raise SettingsError(
+                    f"A stack of {brokers} brokers is not possible",
+                    hint=f"choose between {MIN_BROKERS} and {MAX_BROKERS} brokers",
                 )
+            if recorded_brokers and len(recorded_brokers) != brokers:
+                running = any(process.is_running(r) for r in records.values())
+                raise StackError(
+                    f"The stack in {self.data_dir} has {len(recorded_brokers)} "
+                    f"brokers ({'running' if running else 'stopped'}); it cannot "
+                    f"become one of {brokers}: its topics would lose replicas",
+                    hint=f"start it as it is (--brokers {len(recorded_brokers)}), or "
+                    "`cdc-studio stack down --wipe` first to start afresh",
+                )
+            self._check_recorded_ports(records)
 
             wanted = self._plan(brokers, records)
             if all(process.is_running(r) for r in wanted.values()):
                 say("stack already running: reusing it")
                 log.info("reusing the running stack in %s", self.data_dir)
+                if state.get("jvm_build") not in (None, jvm.current_build_name()):
+                    say(
+                        "the running stack uses an older build of the JVM module; "
+                        "restart it to use the new one: `cdc-studio stack down` "
+                        "then `cdc-studio stack up`"
+                    )
+                    log.info("the running stack uses an older JVM module build")
                 return self.status(), True
 
             for record in wanted.values():
@@ -225,6 +262,7 @@ class Stack:
             build = jvm.ensure_built(self.settings, java)
 
             state["nodes"] = {name: r.to_json() for name, r in wanted.items()}
+            state["jvm_build"] = build.root.name
             first_time = state.get("cluster_id") is None
             if first_time:
                 state["cluster_id"] = kafka_node.new_cluster_id()
@@ -260,6 +298,27 @@ class Stack:
                 "stack up: %d brokers, H2 on port %d", brokers, self.settings.h2.port
             )
             return self.status(), False
+
+    def _check_recorded_ports(self, records: dict[str, NodeRecord]) -> None:
+        """Refuse to act when the settings' ports differ from the recorded nodes'."""
+        fresh = self._plan_fresh(
+            len([r for r in records.values() if r.role == "broker"])
+        )
+        moved = [
+            f"{name} {record.port} (settings: {fresh[name].port})"
+            for name, record in records.items()
+            if name in fresh and record.port != fresh[name].port
+        ]
+        if moved:
+            raise StackError(
+                f"The stack in {self.data_dir} was set up on other ports than the "
+                f"settings give: {', '.join(moved)}",
+                hint="use the settings it was set up with, or stop and wipe it "
+                "(`cdc-studio --data-dir DIR stack down --wipe`) to start afresh",
+            )
+
+    def _plan_fresh(self, brokers: int) -> dict[str, NodeRecord]:
+        return self._plan(brokers, {})
 
     def _plan(
         self, brokers: int, records: dict[str, NodeRecord]
@@ -480,16 +539,31 @@ class Stack:
                 self._wipe()
         return stopped
 
-    def _wipe(self) -> None:
-        """Remove everything the stack wrote except the built JVM module."""
-        for path in self.data_dir.iterdir():
-            if path.name in ("jvm", "stack.lock"):
-                continue
-            if path.is_dir():
+    def _wipe(self) -> list[str]:
+        """Remove what the stack and its features wrote, keeping jvm/ and logs/.
+
+        Only a folder with a stack state file is wiped, and only the entries
+        the application writes: anything else a user keeps there stays.
+        """
+        if not self.state_file.exists():
+            raise DataDirError(
+                f"{self.data_dir} holds no stack (no {self.state_file.name}): "
+                "nothing was wiped",
+                hint="check --data-dir / data_dir; wipe only a Kafka CDC Studio "
+                "data folder",
+            )
+        removed = []
+        for name in WIPED_ENTRIES:
+            path = self.data_dir / name
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
-            else:
+            elif path.exists() or path.is_symlink():
                 path.unlink()
-        log.info("wiped %s", self.data_dir)
+            else:
+                continue
+            removed.append(name)
+        log.info("wiped %s: %s", self.data_dir, ", ".join(removed))
+        return removed
 
     # -- per broker ----------------------------------------------------
 
@@ -512,7 +586,8 @@ class Stack:
             _, record = self._broker(broker_id)
             was_up = process.is_running(record)
             process.stop(record)
-        log.info("stopped broker %d", broker_id)
+        if was_up:
+            log.info("stopped broker %d", broker_id)
         return was_up
 
     def kill_broker(self, broker_id: int) -> bool:
@@ -521,7 +596,8 @@ class Stack:
             _, record = self._broker(broker_id)
             was_up = process.is_running(record)
             process.kill(record)
-        log.info("killed broker %d", broker_id)
+        if was_up:
+            log.info("killed broker %d", broker_id)
         return was_up
 
     def start_broker(self, broker_id: int, timeout: float | None = None) -> bool:
@@ -531,6 +607,7 @@ class Stack:
             state, record = self._broker(broker_id)
             if process.is_running(record):
                 return False
+            self._check_recorded_ports(self._records(state))
             java = jvm.find_java(self.settings)
             build = jvm.ensure_built(self.settings, java)
             self._check_port(record)

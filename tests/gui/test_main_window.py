@@ -26,7 +26,7 @@ WAIT_MS = 60_000
 def window(
     qtbot: QtBot, stack: Stack, stack_settings: Settings
 ) -> Iterator[MainWindow]:
-    window = build_window(stack_settings)
+    window = build_window(stack_settings, panels=["gui.panels.stack_panel"])
     qtbot.addWidget(window)
     window.show()
     yield window
@@ -140,3 +140,31 @@ def test_a_failing_stack_action_is_shown_with_its_hint(
     assert text.startswith("error: starting broker 99 failed:")
     assert "There is no broker 99" in text
     assert "brokers are: 1, 2, 3" in text
+
+
+def test_every_panel_opens_without_an_error(
+    qtbot: QtBot, stack: Stack, stack_settings: Settings, tmp_path: Path
+) -> None:
+    import importlib
+
+    from gui.panels import PANELS
+
+    window = build_window(stack_settings)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        qtbot.waitUntil(
+            lambda: window.context.stack.status is not None, timeout=WAIT_MS
+        )
+        titles = [importlib.import_module(name).TITLE for name in PANELS]
+        assert sorted(window.panels) == sorted([*titles, "Messages"])
+        errors = [
+            window.messages_list.item(i).text()
+            for i in range(window.messages_list.count())
+            if window.messages_list.item(i).text().startswith("error")
+        ]
+        assert errors == []
+        window.save_screenshot(tmp_path / "every-panel.png")
+    finally:
+        window.close()
+        window.context.bridge.wait_idle(WAIT_MS)

@@ -38,8 +38,33 @@ def test_data_dir_from_environment(
     )
 
 
-def test_missing_file_gives_defaults(tmp_path: Path) -> None:
-    assert settings.load(tmp_path / "absent.toml") == settings.Settings()
+def test_missing_default_file_gives_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CDC_STUDIO_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert settings.load() == settings.Settings()
+
+
+def test_missing_named_file_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SettingsError, match=r"absent\.toml does not exist") as info:
+        settings.load(tmp_path / "absent.toml")
+    assert "--config" in (info.value.hint or "")
+
+    monkeypatch.setenv("CDC_STUDIO_CONFIG", str(tmp_path / "none.toml"))
+    with pytest.raises(SettingsError, match=r"none\.toml does not exist"):
+        settings.load()
+
+
+def test_a_bad_value_names_the_file_and_an_example(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text("[kafka]\nbrokers = 'three'\n")
+    with pytest.raises(SettingsError) as info:
+        settings.load(path)
+    assert str(info.value.args[0]).startswith(f"{path}: Setting kafka.brokers")
+    assert info.value.hint == "for example: brokers = 3"
 
 
 @pytest.mark.parametrize(
