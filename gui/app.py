@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QTimer, QtMsgType, qInstallMessageHandler
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QApplication
 
 from core.settings import Settings
@@ -18,6 +19,25 @@ from gui.panels import PanelContext
 from gui.stack_model import StackModel
 
 log = logging.getLogger(__name__)
+_qt_log = logging.getLogger(__name__ + ".qt")
+
+DASHBOARD_SCALE = 1.6
+# Qt's own notes that say nothing to a user of this application.
+_QUIET_QT = ("This plugin does not support propagateSizeHints()",)
+
+
+def _route_qt_messages() -> None:
+    """Send Qt's messages to our log instead of stderr, dropping known noise."""
+
+    def handler(kind: QtMsgType, _context: object, message: str) -> None:
+        if message in _QUIET_QT:
+            return
+        level = logging.WARNING if kind != QtMsgType.QtDebugMsg else logging.DEBUG
+        if kind == QtMsgType.QtInfoMsg:
+            level = logging.INFO
+        _qt_log.log(level, "%s", message)
+
+    qInstallMessageHandler(handler)
 
 
 def build_window(
@@ -60,10 +80,16 @@ def run_gui(
         )
         print(
             "no display found: running offscreen; the window will be saved to "
-            f"{screenshot} once the stack is up"
+            f"{screenshot} {'once the stack is up' if start_stack else 'at once'}"
         )
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Kafka CDC Studio")
+    _route_qt_messages()
+    if dashboard:
+        # Large type everywhere, headers and tooltips included, for a wall.
+        font = QFont(app.font())
+        font.setPointSizeF(font.pointSizeF() * DASHBOARD_SCALE)
+        app.setFont(font)
     window = build_window(settings, dashboard=dashboard)
     if dashboard:
         window.showFullScreen()

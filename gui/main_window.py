@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QShowEvent
+from PySide6.QtGui import QAction, QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -43,9 +43,7 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.resize(1400, 860)
         if context.dashboard:
-            font = QFont(self.font())
-            font.setPointSizeF(font.pointSizeF() * 1.6)
-            self.setFont(font)
+            self.menuBar().setVisible(False)
 
         self.messages_list = QListWidget()
         self.messages_list.setWordWrap(True)
@@ -65,7 +63,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         if not (self.context.dashboard or self.context.read_only):
             start = QAction("Start the embedded stack", self)
-            start.triggered.connect(self.context.stack.start)
+            start.triggered.connect(lambda: self.context.stack.start(complete=True))
             file_menu.addAction(start)
         quit_action = QAction("&Quit (the stack keeps running)", self)
         quit_action.setShortcut("Ctrl+Q")
@@ -100,11 +98,16 @@ class MainWindow(QMainWindow):
     def _open_panel(self, name: str) -> None:
         try:
             module = importlib.import_module(name)
+            if self.context.dashboard and not getattr(module, "DASHBOARD", False):
+                return  # the wall shows only panels made for it
             widget = module.create_panel(self.context)
         except Exception as exc:  # noqa: BLE001 - one broken panel must not stop the rest
             self.context.messages.error(exc, f"opening panel {name}")
             return
-        self.add_panel(module.TITLE, widget, getattr(module, "AREA", "right"))
+        # Feature panels share the main tab area; the left side is the Stack's
+        # and the bottom holds the messages.
+        area = "left" if getattr(module, "AREA", "right") == "left" else "right"
+        self.add_panel(module.TITLE, widget, area)
 
     def save_screenshot(self, path: Path) -> Path:
         """Render the window to a PNG file."""

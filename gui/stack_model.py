@@ -65,8 +65,13 @@ class StackModel(QObject):
             self.stack.status, on_done=self._on_status, on_error=self._on_status_error
         )
 
-    def start(self) -> None:
-        """Bring the stack up (reusing a running one), reporting progress."""
+    def start(self, complete: bool = False) -> None:
+        """Bring the stack up (reusing a running one), reporting progress.
+
+        A stack found partly down (a broker stopped for a demo, say) is left
+        as it is unless ``complete``: opening the window must not undo a crash
+        someone made on purpose.
+        """
         if self.starting:
             return
         self.starting = True
@@ -74,12 +79,23 @@ class StackModel(QObject):
         self.progressed.emit("starting the embedded stack")
         self._bridge.run(
             self._up,
+            complete,
             on_done=self._on_started,
             on_error=self._on_start_failed,
             on_progress=self.progressed.emit,
         )
 
-    def _up(self, progress: Any) -> StackStatus:
+    def _up(self, complete: bool, progress: Any) -> StackStatus:
+        status = self.stack.status()
+        down = [n.name for n in status.nodes if not n.up]
+        if not complete and down and len(down) < len(status.nodes):
+            progress(
+                f"the stack is partly down ({', '.join(down)}): left as it is; "
+                "start brokers here, or everything with File > Start the "
+                "embedded stack"
+            )
+            log.info("opened on a partly stopped stack: %s down", ", ".join(down))
+            return status
         status, _ = self.stack.up(progress=progress)
         return status
 
@@ -128,7 +144,8 @@ class StackModel(QObject):
         self.busy_changed.emit(self.busy)
         assert isinstance(status, StackStatus)
         self._on_status(status)
-        self.progressed.emit("stack ready")
+        if all(n.up for n in status.nodes):
+            self.progressed.emit("stack ready")
         self.started.emit(status)
 
     def _on_start_failed(self, error: BaseException) -> None:

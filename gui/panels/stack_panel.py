@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 TITLE = "Stack"
 AREA = "left"
+DASHBOARD = True  # shown on the wall display, read-only
 COLUMNS = ("Node", "Role", "ID", "State", "PID", "Port", "Rack")
 UP_COLOUR = QColor("#2e7d32")
 DOWN_COLOUR = QColor("#c62828")
@@ -44,6 +45,7 @@ class StackPanel(QWidget):
         self._nodes: list[NodeStatus] = []
 
         self.summary = QLabel("no stack status yet")
+        self.summary.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)

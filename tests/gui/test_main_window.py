@@ -168,3 +168,59 @@ def test_every_panel_opens_without_an_error(
     finally:
         window.close()
         window.context.bridge.wait_idle(WAIT_MS)
+
+
+def test_opening_on_a_partly_stopped_stack_leaves_it_so(
+    qtbot: QtBot, window: MainWindow, stack: Stack, bootstrap: str
+) -> None:
+    panel = _panel(window)
+    model = window.context.stack
+    assert stack.stop_broker(2)
+    try:
+        with qtbot.waitSignal(model.started, timeout=WAIT_MS):
+            model.start()
+        assert panel.state_of("broker-2") == "\u25bc down"
+        assert panel.progress_label.text().startswith(
+            "the stack is partly down (broker-2): left as it is"
+        )
+        assert not {n.name: n.up for n in stack.status().nodes}["broker-2"]
+
+        # File > Start the embedded stack completes it.
+        with qtbot.waitSignal(model.started, timeout=WAIT_MS):
+            model.start(complete=True)
+        assert {n.name: n.up for n in stack.status().nodes}["broker-2"]
+        assert panel.progress_label.text() == "stack ready"
+    finally:
+        stack.start_broker(2)
+        qtbot.waitUntil(lambda: _full_isr(bootstrap, 3), timeout=WAIT_MS)
+
+
+def test_dashboard_shows_only_wall_panels_without_controls(
+    qtbot: QtBot, stack: Stack, stack_settings: Settings, tmp_path: Path
+) -> None:
+    import importlib
+
+    from gui.panels import PANELS
+
+    window = build_window(stack_settings, dashboard=True)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        wall = [
+            importlib.import_module(n).TITLE
+            for n in PANELS
+            if getattr(importlib.import_module(n), "DASHBOARD", False)
+        ]
+        assert "Stack" in wall
+        assert sorted(window.panels) == sorted([*wall, "Messages"])
+        assert not window.menuBar().isVisible()
+        panel = _panel(window)
+        assert not any(
+            b.isVisible()
+            for b in (panel.stop_button, panel.kill_button, panel.start_button)
+        )
+        qtbot.waitUntil(lambda: panel.table.rowCount() == 5, timeout=WAIT_MS)
+        window.save_screenshot(tmp_path / "dashboard.png")
+    finally:
+        window.close()
+        window.context.bridge.wait_idle(WAIT_MS)
