@@ -76,7 +76,8 @@ def describe_topic(
         if "Partition" not in fields:
             continue
         partitions[int(fields["Partition"])] = {
-            "leader": int(fields["Leader"]),
+            # An offline partition's leader is printed as "none".
+            "leader": None if fields["Leader"] == "none" else int(fields["Leader"]),
             "replicas": [int(r) for r in fields["Replicas"].split(",") if r],
             "isr": [int(r) for r in fields["Isr"].split(",") if r],
         }

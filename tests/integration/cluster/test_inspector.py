@@ -41,6 +41,13 @@ def test_layout_equals_kafka_topics_through_kill_rejoin_and_election(
     victim = snapshot.partition(topic, 0).leader
     assert victim is not None
     led = {p.partition for p in state.partitions if p.leader == victim}
+    # One replica per partition: the partition on the victim goes offline.
+    single = unique_topic()
+    inspector.create_topic(single, partitions=3, replication_factor=1)
+    alone = inspector.snapshot(offsets=False, configs=False).topics[single]
+    stranded = {p.partition for p in alone.partitions if p.replicas == (victim,)}
+    assert len(stranded) == 1
+    inspector.refresh(offsets=False, configs=False)
     stack.kill_broker(victim)
     try:
 
@@ -70,6 +77,31 @@ def test_layout_equals_kafka_topics_through_kill_rejoin_and_election(
         )
         shrunk = {e.partition for e in mine if e.kind == "isr-shrank"}
         assert shrunk == set(range(6))
+
+        offline = inspector.snapshot().topics[single].partitions
+        # Kafka empties the ISR of a partition whose last replica died.
+        assert {
+            p.partition
+            for p in offline
+            if p.flags() == ["offline", "under-replicated", "under-min-isr"]
+            and p.isr == ()
+        } == stranded
+        assert all(
+            p.leader is None and p.high_watermark is None
+            for p in offline
+            if p.partition in stranded
+        )
+        assert layout(inspector, single) == describe_topic(settings, bootstrap, single)
+        lost = [
+            e
+            for e in inspector.timeline.events()
+            if e.topic == single and e.kind != "topic-created"
+        ]
+        (gone,) = stranded
+        assert [(e.kind, e.partition, e.before) for e in lost] == [
+            ("partition-offline", gone, victim),
+            ("isr-shrank", gone, [victim]),
+        ]
     finally:
         restart_broker(stack, victim, bootstrap, topic)
 
@@ -89,6 +121,24 @@ def test_layout_equals_kafka_topics_through_kill_rejoin_and_election(
         if e.topic == topic and e.kind == "isr-expand"
     }
     assert grown == set(range(6))
+    wait_for(
+        lambda: all(
+            p.leader == victim
+            for p in inspector.refresh(offsets=False)[0].topics[single].partitions
+            if p.partition in stranded
+        ),
+        60,
+        "the single-replica partition back online",
+    )
+    back = [e.kind for e in inspector.timeline.events() if e.topic == single]
+    assert back == [
+        "topic-created",
+        "partition-offline",
+        "isr-shrank",
+        "partition-online",
+        "isr-expand",
+    ]
+    inspector.delete_topic(single)
 
     not_preferred = {
         p.partition
