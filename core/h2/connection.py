@@ -182,13 +182,29 @@ class H2Connection:
         except sql_exception as exc:
             raise H2Error(
                 f"H2 refused the statement: {exc.getMessage()}",
-                hint="check the SQL against H2's grammar and the table names",
+                hint=_hint_for_sql_state(str(exc.getSQLState() or "")),
             ) from None
 
     def query(
         self, sql: str, params: list[Any] | tuple[Any, ...] = ()
     ) -> list[list[Any]]:
         return self.run(sql, params).rows
+
+
+def _hint_for_sql_state(state: str) -> str:
+    """What to do about a refused statement, by its SQLSTATE class."""
+    if state.startswith("42"):
+        return "check the SQL against H2's grammar and the table and column names"
+    if state.startswith("23"):
+        return (
+            "the data breaks a constraint (key, unique, not null, check): "
+            "change the values or the constraint"
+        )
+    if state.startswith("22"):
+        return "a value is out of range or of the wrong type for its column"
+    if state.startswith("40"):
+        return "the transaction was rolled back (deadlock or timeout): run it again"
+    return "see H2's message above"
 
 
 def _wrap_connect_error(exc: Any, url: str, user: str) -> H2Error:

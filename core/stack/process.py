@@ -141,9 +141,21 @@ def check_port_free(port: int, setting: str, what: str) -> None:
             owner = _port_owner(port)
             raise PortBusyError(
                 f"Port {port} (for {what}) is busy{owner}",
-                hint=f"stop the process using it or set {setting} in the settings "
-                "file",
+                hint=f"stop the process using it or set {setting} in the settings file",
             ) from exc
+
+
+def _stack_folder(cmdline: list[str]) -> Path | None:
+    """The data folder of a stack node with this command line, if it is one."""
+    for index, arg in enumerate(cmdline):
+        path = Path(arg)
+        if path.name == "server.properties" and path.parent.parent.name == "kafka":
+            return path.parent.parent.parent
+        if arg == "-baseDir" and index + 1 < len(cmdline):
+            base = Path(cmdline[index + 1])
+            if base.name == "h2":
+                return base.parent
+    return None
 
 
 def _port_owner(port: int) -> str:
@@ -151,8 +163,14 @@ def _port_owner(port: int) -> str:
     try:
         for conn in psutil.net_connections(kind="tcp"):
             if conn.laddr and conn.laddr.port == port and conn.pid:
-                name = psutil.Process(conn.pid).name()
-                return f" (used by {name}, pid {conn.pid})"
+                owner = psutil.Process(conn.pid)
+                stack = _stack_folder(owner.cmdline())
+                if stack is not None:
+                    return (
+                        f" (used by a node of the Kafka CDC Studio stack in {stack}, "
+                        f"pid {conn.pid})"
+                    )
+                return f" (used by {owner.name()}, pid {conn.pid})"
     except psutil.Error:
         pass
     return ""

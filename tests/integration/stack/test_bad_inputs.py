@@ -114,3 +114,20 @@ def test_node_dying_at_start_quotes_its_log(stack: Stack, tmp_path: Path) -> Non
     finally:
         spare.down()
     assert not spare.status().running
+
+
+def test_a_port_held_by_another_stack_names_its_folder(
+    stack: Stack, tmp_path: Path
+) -> None:
+    settings = spare_settings(tmp_path / "data")
+    settings.kafka.base_port = stack.settings.kafka.base_port  # the session's brokers
+
+    with pytest.raises(PortBusyError) as info:
+        Stack(settings).up()
+
+    message = str(info.value)
+    assert f"Port {settings.broker_port(1)} (for broker-1) is busy" in message
+    assert (
+        f"used by a node of the Kafka CDC Studio stack in {stack.settings.data_path}"
+        in message
+    )

@@ -142,3 +142,30 @@ def test_unused_builds_are_removed_and_used_ones_kept(tmp_path: Path) -> None:
         holder.kill()
         holder.wait()
     assert sorted(p.name for p in builds.iterdir()) == ["current", "old-in-use"]
+
+
+@pytest.mark.parametrize(
+    ("statement", "hint"),
+    [
+        ("SELEC 1", "check the SQL against H2's grammar"),
+        ("SELECT 1 / 0", "a value is out of range or of the wrong type"),
+        ("INSERT INTO CLI_KEYS VALUES (1), (1)", "the data breaks a constraint"),
+    ],
+)
+def test_refused_statements_get_a_hint_for_their_kind(
+    stack: Stack,
+    config_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    statement: str,
+    hint: str,
+) -> None:
+    base = ["--config", str(config_file), "sql"]
+    assert main([*base, "CREATE TABLE IF NOT EXISTS CLI_KEYS (K INT PRIMARY KEY)"]) == 0
+    capsys.readouterr()
+
+    assert main([*base, statement, "--json"]) == 2
+
+    error = _strict_json(capsys.readouterr().out)
+    assert isinstance(error, dict)
+    assert error["error"].startswith("H2 refused the statement: ")
+    assert error["hint"].startswith(hint)
