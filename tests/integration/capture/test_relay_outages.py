@@ -1,4 +1,4 @@
-"""The relay rides out an H2 restart: it waits, resumes, and loses nothing."""
+"""The relay rides out an H2 restart and a broker outage, and loses nothing."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import time
 import uuid
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from core.cdc.events import topic_for
 from core.cdc.relay import Relay, RelayConfig
+from core.demos import kafka_io
 from core.h2 import outbox, triggers
 from core.h2.catalog import quote
 from core.h2.connection import H2Connection
@@ -73,3 +75,57 @@ def test_relay_waits_for_h2_restart_and_resumes(
         b'{"ID":3}',
         b'{"ID":4}',
     ]
+
+
+@pytest.mark.expect_warnings
+def test_relay_waits_for_brokers_and_resumes(
+    h2: H2Connection,
+    stack: Stack,
+    stack_settings: Settings,
+    bootstrap: str,
+    schema: str,
+) -> None:
+    h2.run(f"CREATE TABLE {quote(schema)}.B (ID INT PRIMARY KEY)")
+    triggers.add_rule(h2, CaptureRule(schema, "B"))
+    h2.run(f"INSERT INTO {quote(schema)}.B VALUES (1)")
+    config = RelayConfig(
+        prefix=f"o{uuid.uuid4().hex[:8]}",
+        relay_id=f"brokers-{uuid.uuid4().hex[:8]}",
+        schemas=(schema,),
+    )
+    relay = Relay(stack_settings, config)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            relay.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="relay-under-test")
+    thread.start()
+    try:
+        _wait(lambda: relay.stats.published >= 1, 60, "the first change")
+        stack.stop_broker(2)
+        stack.stop_broker(3)
+        h2.run(f"INSERT INTO {quote(schema)}.B VALUES (2), (3)")
+        _wait(lambda: relay.stats.state == "waiting for Kafka", 60, "the relay to wait")
+        waiting_published = relay.stats.published
+    finally:
+        # up() starts both at once; start_broker(2) alone would wait for broker 3.
+        stack.up()
+    try:
+        _wait(lambda: not outbox.fetch(h2, 1, (schema,)), 120, "the outbox to drain")
+    finally:
+        stop.set()
+        thread.join(60)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        kafka_io.wait_for_full_isr(
+            bootstrap, list(admin.list_topics(timeout=30).topics)
+        )
+
+    records = read_topic(bootstrap, topic_for(config.prefix, schema, "B"), at_least=3)
+    assert errors == []
+    assert waiting_published == 1
+    assert sorted(r.key for r in records) == [b'{"ID":1}', b'{"ID":2}', b'{"ID":3}']

@@ -123,7 +123,7 @@ def test_sigkilled_relay_resumes_exactly_once(
     writer_conn = H2Connection(stack_settings)
     shop = workload.Workload(writer_conn, seed=11, schema=schema, before_commit=ledger)
     writer = threading.Thread(
-        target=shop.run, args=(40, 600, stop), name="workload", daemon=True
+        target=shop.run, args=(25, 600, stop), name="workload", daemon=True
     )
     writer.start()
 
