@@ -169,46 +169,10 @@ def _cmd_lag(args: argparse.Namespace, conf: Settings) -> int:
 
 
 def _lag_text(sample: Any) -> str:
-    rows = []
-    for group in sample.groups:
-        for p in group.partitions:
-            pinned = p.open_transaction
-            note = p.position if p.position != "committed" else ""
-            if pinned is not None:
-                note = (note + " " if note else "") + (
-                    f"open transaction at {pinned.last_stable_offset} "
-                    f"(HW {pinned.offsets_past} past)"
-                )
-            rows.append(
-                [
-                    group.group,
-                    p.topic,
-                    p.partition,
-                    "-" if p.committed is None else p.committed,
-                    p.log_start,
-                    p.last_stable_offset,
-                    p.high_watermark,
-                    p.lag_lso,
-                    p.lag_hw,
-                    p.lag if p.exact else f"~{p.lag}",
-                    "-" if p.time_lag_s is None else f"{p.time_lag_s:.1f}",
-                    note,
-                ]
-            )
-    columns = [
-        "GROUP",
-        "TOPIC",
-        "PART",
-        "COMMITTED",
-        "LOG-START",
-        "LSO",
-        "HW",
-        "LAG-LSO",
-        "LAG-HW",
-        "LAG",
-        "TIME-LAG-S",
-        "NOTE",
-    ]
+    from core.kafka.lag import CELL_NAMES
+
+    rows = [[g.group, *p.cells()] for g in sample.groups for p in g.partitions]
+    columns = ["group", *CELL_NAMES]
     return table(columns, rows) + f"\nsampled in {sample.took_s:.3f} s"
 
 

@@ -39,6 +39,7 @@ from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from core.errors import LagError, StudioError
+from core.kafka.connection import ClientLog
 from core.kafka.offset_probe import TP, CommittedReader, NextRecord, RecordProbe, Scan
 from core.kafka.transactions import PinningProducer, find_pinning_producer
 from core.settings import Settings
@@ -47,6 +48,19 @@ log = logging.getLogger(__name__)
 
 RESET_POLICIES = ("earliest", "latest", "none")
 Range = tuple[TP, int, int]  # partition, start, end
+CELL_NAMES = [
+    "topic",
+    "partition",
+    "committed",
+    "log start",
+    "LSO",
+    "HW",
+    "lag LSO",
+    "lag HW",
+    "lag",
+    "time lag s",
+    "note",
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,34 @@ class PartitionLag:
     def lag(self) -> int:
         """The lag that matters for this group's isolation level."""
         return self.lag_lso if self.isolation == "read_committed" else self.lag_hw
+
+    def note(self) -> str:
+        """What the numbers alone do not say: position, an open transaction."""
+        parts = [] if self.position == "committed" else [self.position]
+        txn = self.open_transaction
+        if txn is not None:
+            who = txn.producer.transactional_id if txn.producer else None
+            parts.append(
+                f"open transaction at {txn.last_stable_offset} (HW "
+                f"{txn.offsets_past} past, {who or 'producer not found yet'})"
+            )
+        return "; ".join(parts)
+
+    def cells(self) -> list[Any]:
+        """The values of ``CELL_NAMES``, for tables; ``~`` marks an estimate."""
+        return [
+            self.topic,
+            self.partition,
+            "-" if self.committed is None else self.committed,
+            self.log_start,
+            self.last_stable_offset,
+            self.high_watermark,
+            self.lag_lso,
+            self.lag_hw,
+            self.lag if self.exact else f"~{self.lag}",
+            "-" if self.time_lag_s is None else f"{self.time_lag_s:.1f}",
+            self.note(),
+        ]
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "open_transaction"}
@@ -184,14 +226,13 @@ class LagReader:
         self._count_up_to = count_up_to
         self._timeout = timeout
         self._probe_timeout = probe_timeout
-        admin_config: dict[str, Any] = {**client, "logger": log}
+        admin_config: dict[str, Any] = {**client, "logger": ClientLog()}
         self._admin = AdminClient(admin_config)
         self._committed = CommittedReader(client, timeout)
         self._probes = {
             iso: RecordProbe(client, iso)
             for iso in ("read_committed", "read_uncommitted")
         }
-        self._pool = ThreadPoolExecutor(8, thread_name_prefix="lag-probe")
         self._found_topics: dict[str, tuple[float, set[str]]] = {}
         self.rediscover_s = 30.0
 
@@ -213,14 +254,21 @@ class LagReader:
 
     def sample(self, targets: Sequence[GroupTarget]) -> LagSample:
         """One sample of every target group."""
+        # Threads only for the length of a sample: none are left behind.
+        with ThreadPoolExecutor(8, thread_name_prefix="lag-sample") as pool:
+            sample = self._sample(targets, pool)
+        self._committed.trim()
+        return sample
+
+    def _sample(
+        self, targets: Sequence[GroupTarget], pool: ThreadPoolExecutor
+    ) -> LagSample:
         started = time.monotonic()
         layout = self._partitions()
 
         asked = {t.group: self._group_partitions(t, layout) for t in targets}
         names = list(asked)
-        answers = self._pool.map(
-            lambda g: self._committed.committed(g, asked[g]), names
-        )
+        answers = pool.map(lambda g: self._committed.committed(g, asked[g]), names)
         wanted: dict[str, dict[TP, int | None]] = dict(zip(names, answers, strict=True))
         for target in targets:
             if target.topics is None:
@@ -242,7 +290,7 @@ class LagReader:
             }
             for t in targets
         ]
-        scans = self._scan_all(starts, ends)
+        scans = self._scan_all(starts, ends, pool)
         groups = [
             self._group(t, wanted[t.group], starts[i], ends, scans)
             for i, t in enumerate(targets)
@@ -250,7 +298,10 @@ class LagReader:
         return LagSample(at, time.monotonic() - started, groups)
 
     def _scan_all(
-        self, starts: list[dict[TP, tuple[int, str]]], ends: dict[TP, _Ends]
+        self,
+        starts: list[dict[TP, tuple[int, str]]],
+        ends: dict[TP, _Ends],
+        pool: ThreadPoolExecutor,
     ) -> dict[str, dict[Range, Scan]]:
         """Read every range offsets cannot settle, all groups at once.
 
@@ -292,7 +343,7 @@ class LagReader:
                 pending = later
             return found
 
-        ru, rc = self._pool.map(run, ["read_uncommitted", "read_committed"])
+        ru, rc = pool.map(run, ["read_uncommitted", "read_committed"])
         return {"read_uncommitted": ru, "read_committed": rc}
 
     def _group_partitions(
@@ -435,7 +486,6 @@ class LagReader:
         return GroupLag(target.group, target.isolation, partitions)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
         self._committed.close()
         for probe in self._probes.values():
             probe.close()

@@ -26,10 +26,13 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from core.errors import LagError
+from core.kafka.connection import ClientLog
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+# Many idle clients knock on a killed broker's port; back off longer.
+QUIET_RECONNECTS = {"reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 5000}
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,12 @@ class Scan:
 class CommittedReader:
     """Committed offsets of any group, read with one idle Consumer per group."""
 
-    def __init__(self, client: dict[str, Any], timeout: float = 10.0) -> None:
+    def __init__(
+        self, client: dict[str, Any], timeout: float = 10.0, keep: int = 32
+    ) -> None:
         self._client = client
         self._timeout = timeout
+        self._keep = keep
         self._consumers: dict[str, Consumer] = {}
         self._lock = threading.Lock()
 
@@ -67,17 +73,18 @@ class CommittedReader:
         if not partitions:
             return {}
         with self._lock:
-            consumer = self._consumers.get(group)
+            consumer = self._consumers.pop(group, None)
             if consumer is None:
                 consumer = Consumer(
                     {
                         **self._client,
                         "group.id": group,
                         "enable.auto.commit": False,
-                        "logger": log,
+                        "logger": ClientLog(),
+                        **QUIET_RECONNECTS,
                     }
                 )
-                self._consumers[group] = consumer
+            self._consumers[group] = consumer  # the most recent last
         asked = [TopicPartition(t, p) for t, p in partitions]
         try:
             answer = consumer.committed(asked, timeout=self._timeout)
@@ -91,6 +98,19 @@ class CommittedReader:
             (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None
             for tp in answer
         }
+
+    def trim(self) -> None:
+        """Close the least recently used consumers beyond ``keep``.
+
+        Only between samples: a consumer must not close while in use.
+        """
+        with self._lock:
+            surplus = max(0, len(self._consumers) - self._keep)
+            evicted = [
+                self._consumers.pop(name) for name in list(self._consumers)[:surplus]
+            ]
+        for consumer in evicted:
+            consumer.close()
 
     def forget(self, group: str) -> None:
         with self._lock:
@@ -129,7 +149,8 @@ class RecordProbe:
                 "max.partition.fetch.bytes": 65536,
                 "fetch.max.bytes": 4 * 1024 * 1024,
                 "queued.max.messages.kbytes": 8192,
-                "logger": log,
+                "logger": ClientLog(),
+                **QUIET_RECONNECTS,
             }
         )
         self._lock = threading.Lock()

@@ -32,6 +32,7 @@ from confluent_kafka import (
 )
 
 from core.errors import ConsumerError
+from core.kafka.connection import ClientLog
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class Tail:
                 "enable.auto.commit": group_id is not None,
                 "auto.offset.reset": "earliest" if start == "beginning" else "latest",
                 "enable.partition.eof": False,
-                "logger": log,
+                "logger": ClientLog(),
             }
         )
         if group_id is not None:

@@ -9,6 +9,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from core.errors import ConsumerError
+from core.kafka.connection import ClientLog
 
 log = logging.getLogger(__name__)
 _TIMEOUT_S = 30.0
@@ -40,7 +41,7 @@ class TrainerProducer:
                 "transactional.id": self.transactional_id,
                 "transaction.timeout.ms": transaction_timeout_ms,
                 "message.timeout.ms": max(1000, transaction_timeout_ms - 1000),
-                "logger": log,
+                "logger": ClientLog(),
             }
         )
         self._call("start transactions", self._producer.init_transactions, _TIMEOUT_S)

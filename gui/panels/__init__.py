@@ -31,4 +31,6 @@ PANELS: list[str] = [
     "gui.panels.stack_panel",
     "gui.panels.demos",
     "gui.panels.cluster",
+    "gui.panels.consumers",
+    "gui.panels.lag",
 ]

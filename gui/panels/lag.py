@@ -1,0 +1,382 @@
+"""The Lag view: lag per group and partition over time, rates and time lag, export."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+import numpy as np
+
+from core.kafka.lag import CELL_NAMES, GroupTarget, LagReader, LagSample
+from gui.bridge import Bridge
+from gui.messages import Messages
+from gui.panels import PanelContext
+
+log = logging.getLogger(__name__)
+
+TITLE = "Lag"
+AREA = "bottom"
+SAMPLE_MS = 1000
+REDRAW_MS = 50
+HISTORY = 600
+DISCOVER_S = 10.0
+HIDDEN_EVERY = 5  # while the panel is hidden, sample on every 5th tick
+COLUMNS = CELL_NAMES
+
+
+class RingBuffer:
+    """A fixed number of samples of named series; the arrays never grow."""
+
+    def __init__(self, capacity: int = HISTORY) -> None:
+        self.capacity = capacity
+        self.times = np.full(capacity, np.nan)
+        self.series: dict[str, np.ndarray] = {}
+        self._head = 0
+        self.count = 0
+
+    def append(self, at: float, values: dict[str, float]) -> None:
+        for name in values.keys() - self.series.keys():
+            self.series[name] = np.full(self.capacity, np.nan)
+        self.times[self._head] = at
+        for name, array in self.series.items():
+            array[self._head] = values.get(name, np.nan)
+        self._head = (self._head + 1) % self.capacity
+        self.count = min(self.count + 1, self.capacity)
+
+    def ordered(self, array: np.ndarray) -> np.ndarray:
+        """``array`` oldest first (a copy, as long as the history)."""
+        if self.count < self.capacity:
+            return array[: self.count]
+        return np.concatenate((array[self._head :], array[: self._head]))
+
+    def column(self, name: str) -> np.ndarray:
+        return self.ordered(self.series.get(name, np.full(self.capacity, np.nan)))
+
+
+class LagModel(QObject):
+    """Samples lag off the GUI thread every second into a ring buffer."""
+
+    sampled = Signal(object)  # LagSample
+
+    def __init__(
+        self,
+        reader: LagReader,
+        bridge: Bridge,
+        messages: Messages | None,
+        interval_ms: int = SAMPLE_MS,
+    ) -> None:
+        super().__init__()
+        self.reader = reader
+        self.buffer = RingBuffer()
+        self.isolation: dict[str, str] = {}
+        self.latest: LagSample | None = None
+        self._bridge = bridge
+        self._messages = messages
+        self._groups: list[str] = []
+        self._discovered = 0.0
+        self._in_flight = False
+        self._failing = False
+        self._previous: dict[str, tuple[float, int, int]] = {}
+        self._closing = False
+        self._ticks = 0
+        self.visible = True
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.refresh)
+
+    def start(self) -> None:
+        self.refresh()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def shutdown(self) -> None:
+        """Stop sampling and close the reader's clients, off the GUI thread."""
+        self._timer.stop()
+        self._closing = True
+        if not self._in_flight:
+            self._bridge.run(self.reader.close)
+
+    def set_isolation(self, group: str, isolation: str) -> None:
+        self.isolation[group] = isolation
+
+    @Slot()
+    def refresh(self) -> None:
+        self._ticks += 1
+        if self._in_flight or self._closing:
+            return
+        if not self.visible and self._ticks % HIDDEN_EVERY:
+            return  # out of sight: a sample every few seconds keeps the history
+        self._in_flight = True
+        self._bridge.run(
+            self._sample,
+            dict(self.isolation),
+            on_done=self._on_done,
+            on_error=self._on_error,
+        )
+
+    def _sample(self, isolation: dict[str, str]) -> LagSample:
+        """Off the GUI thread: find the groups now and then, sample them."""
+        if time.monotonic() - self._discovered > DISCOVER_S:
+            self._groups = sorted(set(self.reader.groups()) | set(isolation))
+            self._discovered = time.monotonic()
+        targets = [
+            GroupTarget(g, None, isolation.get(g, "read_uncommitted"))
+            for g in self._groups
+        ]
+        sample = self.reader.sample(targets)
+        if self._closing:  # shut down meanwhile: close here, on this thread
+            self.reader.close()
+        return sample
+
+    @Slot(object)
+    def _on_done(self, sample: LagSample) -> None:
+        self._in_flight = False
+        self._failing = False
+        self.latest = sample
+        values: dict[str, float] = {}
+        for group in sample.groups:
+            values[f"{group.group}|lag"] = group.lag
+            values[f"{group.group}|time"] = group.time_lag_s
+            for p in group.partitions:
+                values[f"{group.group}|p|{p.topic}-{p.partition}"] = p.lag
+            committed = sum(p.committed or 0 for p in group.partitions)
+            ends = sum(p.high_watermark for p in group.partitions)
+            before = self._previous.get(group.group)
+            if before is not None and sample.at > before[0]:
+                span = sample.at - before[0]
+                values[f"{group.group}|consumed"] = max(0, committed - before[1]) / span
+                values[f"{group.group}|produced"] = max(0, ends - before[2]) / span
+            self._previous[group.group] = (sample.at, committed, ends)
+        self.buffer.append(sample.at, values)
+        self.sampled.emit(sample)
+
+    @Slot(object)
+    def _on_error(self, error: BaseException) -> None:
+        self._in_flight = False
+        if not self._failing and self._messages is not None:
+            self._messages.error(error, "Sampling lag")
+        self._failing = True
+
+
+class LagPanel(QWidget):
+    """Lag per partition stacked, rates, time lag and the latest numbers."""
+
+    def __init__(self, model: LagModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self._dirty = False
+        self._curves: dict[str, pg.PlotDataItem] = {}
+
+        self.group = QComboBox()
+        self.group.setMinimumContentsLength(24)
+        self.group.currentTextChanged.connect(self._on_group_changed)
+        self.isolation = QComboBox()
+        self.isolation.addItems(["read_uncommitted", "read_committed"])
+        self.isolation.setToolTip(
+            "Kafka cannot tell a group's isolation level: read_committed lag is "
+            "counted to the last stable offset, read_uncommitted to the high watermark"
+        )
+        self.isolation.currentTextChanged.connect(self._on_isolation_changed)
+        self.status = QLabel("waiting for the first sample")
+        png = QPushButton("Export PNG")
+        png.clicked.connect(lambda: self._export("png"))
+        export_csv = QPushButton("Export CSV")
+        export_csv.clicked.connect(lambda: self._export("csv"))
+        bar = QHBoxLayout()
+        for widget in (
+            QLabel("Group"),
+            self.group,
+            QLabel("Isolation"),
+            self.isolation,
+            self.status,
+        ):
+            bar.addWidget(widget)
+        bar.addStretch(1)
+        bar.addWidget(png)
+        bar.addWidget(export_csv)
+
+        self.plots = pg.GraphicsLayoutWidget()
+        self.lag_plot = self._plot("lag per partition (records, stacked)", 0)
+        self.rate_plot = self._plot("rates (records/s)", 1)
+        self.time_plot = self._plot("time lag (s)", 2)
+        self.rate_plot.addLegend(offset=(5, 5))
+        self._consumed = self.rate_plot.plot(
+            name="consumed", pen=pg.mkPen("c", width=2)
+        )
+        self._produced = self.rate_plot.plot(
+            name="produced", pen=pg.mkPen("y", width=2)
+        )
+        self._time = self.time_plot.plot(pen=pg.mkPen("m", width=2))
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        split = QSplitter()
+        split.addWidget(self.plots)
+        split.addWidget(self.table)
+        split.setSizes([700, 500])
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(split, 1)
+
+        model.sampled.connect(self._on_sampled)
+        self._redraw = QTimer(self)
+        self._redraw.setInterval(REDRAW_MS)
+        self._redraw.timeout.connect(self._on_redraw)
+        self._redraw.start()
+
+    def _plot(self, title: str, row: int) -> pg.PlotItem:
+        plot = self.plots.addPlot(
+            row=row, col=0, title=title, axisItems={"bottom": pg.DateAxisItem()}
+        )
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setClipToView(True)
+        plot.showGrid(x=True, y=True, alpha=0.3)
+        return plot
+
+    @Slot(object)
+    def _on_sampled(self, sample: LagSample) -> None:
+        names = [g.group for g in sample.groups]
+        if names != [self.group.itemText(i) for i in range(self.group.count())]:
+            current = self.group.currentText()
+            self.group.blockSignals(True)
+            self.group.clear()
+            self.group.addItems(names)
+            if current in names:
+                self.group.setCurrentText(current)
+            self.group.blockSignals(False)
+            self._on_group_changed(self.group.currentText())
+        self.status.setText(
+            f"{len(names)} groups, sampled in {sample.took_s * 1000:.0f} ms"
+        )
+        self._fill_table(sample)
+        self._dirty = True
+
+    def _fill_table(self, sample: LagSample) -> None:
+        chosen = [g for g in sample.groups if g.group == self.group.currentText()]
+        parts = chosen[0].partitions if chosen else []
+        self.table.setRowCount(len(parts))
+        for row, p in enumerate(parts):
+            cells = p.cells()
+            for col, value in enumerate(cells):
+                self.table.setItem(row, col, QTableWidgetItem(str(value)))
+
+    @Slot(str)
+    def _on_group_changed(self, group: str) -> None:
+        self.isolation.blockSignals(True)
+        self.isolation.setCurrentText(
+            self.model.isolation.get(group, "read_uncommitted")
+        )
+        self.isolation.blockSignals(False)
+        for curve in self._curves.values():
+            self.lag_plot.removeItem(curve)
+        self._curves.clear()
+        if self.model.latest is not None:
+            self._fill_table(self.model.latest)
+        self._dirty = True
+
+    @Slot(str)
+    def _on_isolation_changed(self, isolation: str) -> None:
+        group = self.group.currentText()
+        if group:
+            self.model.set_isolation(group, isolation)
+
+    @Slot()
+    def _on_redraw(self) -> None:
+        """The one redraw timer: whole arrays from the ring buffer, only when new."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        group = self.group.currentText()
+        buffer = self.model.buffer
+        x = buffer.ordered(buffer.times)
+        prefix = f"{group}|p|"
+        names = sorted(n for n in buffer.series if n.startswith(prefix))
+        total = np.zeros(len(x))
+        stacked = []
+        for name in names:
+            total = total + np.nan_to_num(buffer.column(name))
+            stacked.append((name, total.copy()))
+        for index, (name, y) in enumerate(reversed(stacked)):
+            curve = self._curves.get(name)
+            if curve is None:
+                color = pg.intColor(len(stacked) - 1 - index, hues=max(8, len(stacked)))
+                curve = self.lag_plot.plot(
+                    pen=pg.mkPen(color, width=1),
+                    brush=pg.mkBrush(color.darker(150)),
+                    fillLevel=0,
+                    name=name[len(prefix) :],
+                )
+                self._curves[name] = curve
+            curve.setZValue(index)
+            curve.setData(x, y)
+        self._consumed.setData(x, buffer.column(f"{group}|consumed"))
+        self._produced.setData(x, buffer.column(f"{group}|produced"))
+        self._time.setData(x, buffer.column(f"{group}|time"))
+
+    def export_png(self, path: Path) -> None:
+        self.plots.grab().save(str(path))
+
+    def export_csv(self, path: Path) -> None:
+        """Every series of the chosen group, one row per sample."""
+        group = self.group.currentText()
+        buffer = self.model.buffer
+        names = sorted(n for n in buffer.series if n.startswith(f"{group}|"))
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["time", *[n.split("|", 1)[1] for n in names]])
+            columns = [buffer.ordered(buffer.times), *[buffer.column(n) for n in names]]
+            for row in zip(*columns, strict=True):
+                writer.writerow(["" if np.isnan(v) else f"{v:g}" for v in row])
+
+    def _export(self, kind: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, f"Export {kind.upper()}", f"lag.{kind}", f"*.{kind}"
+        )
+        if path:
+            (self.export_png if kind == "png" else self.export_csv)(Path(path))
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.model.visible = True
+        self.window().installEventFilter(self)
+
+    def hideEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().hideEvent(event)
+        self.model.visible = False
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        """Stop sampling when the window closes."""
+        if event.type() == QEvent.Type.Close and watched is self.window():
+            self._redraw.stop()
+            self.model.shutdown()
+        return False
+
+
+def create_panel(context: PanelContext) -> QWidget:
+    client = {"bootstrap.servers": context.settings.bootstrap_servers}
+    model = LagModel(LagReader(client, timeout=5), context.bridge, context.messages)
+    panel = LagPanel(model)
+    model.setParent(panel)
+    model.start()
+    return panel
