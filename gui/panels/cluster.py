@@ -33,6 +33,7 @@ from core.kafka.cluster import ClusterSnapshot
 from core.kafka.inspector import ClusterInspector
 from core.kafka.timeline import ClusterEvent
 from gui.bridge import Bridge
+from gui.cluster_connection import ConnectionChooser
 from gui.cluster_grid import LEGEND, PartitionGridModel, TopicListModel
 from gui.messages import Messages
 from gui.panels import PanelContext
@@ -58,6 +59,7 @@ class ClusterRefresher(QObject):
         self.inspector = inspector
         self._bridge = bridge
         self._in_flight = False
+        self._generation = 0
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.refresh)
@@ -69,25 +71,46 @@ class ClusterRefresher(QObject):
     def stop(self) -> None:
         self._timer.stop()
 
+    def set_inspector(self, inspector: ClusterInspector) -> None:
+        """Watch another cluster; an answer still coming from the old one is dropped."""
+        old, self.inspector = self.inspector, inspector
+        self._generation += 1
+        self._in_flight = False
+        self._bridge.run(old.close)
+        self.refresh()
+
     @Slot()
     def refresh(self) -> None:
         if self._in_flight:
             return  # the cluster is slower than the timer: skip a beat
         self._in_flight = True
-        self._bridge.run(self._refresh, on_done=self._on_done, on_error=self._on_error)
+        generation = self._generation
+        self._bridge.run(
+            self._refresh,
+            self.inspector,
+            on_done=lambda result: self._on_done(generation, result),
+            on_error=lambda error: self._on_error(generation, error),
+        )
 
-    def _refresh(self) -> tuple[ClusterSnapshot, list[ClusterEvent]]:
+    @staticmethod
+    def _refresh(
+        inspector: ClusterInspector,
+    ) -> tuple[ClusterSnapshot, list[ClusterEvent]]:
         """On the worker thread: refresh, and count the flags there too."""
-        snapshot, events = self.inspector.refresh()
+        snapshot, events = inspector.refresh()
         snapshot.summary()
         return snapshot, events
 
-    def _on_done(self, result: Any) -> None:
+    def _on_done(self, generation: int, result: Any) -> None:
+        if generation != self._generation:
+            return
         self._in_flight = False
         snapshot, events = result
         self.refreshed.emit(snapshot, events)
 
-    def _on_error(self, error: BaseException) -> None:
+    def _on_error(self, generation: int, error: BaseException) -> None:
+        if generation != self._generation:
+            return
         self._in_flight = False
         self.failed.emit(str(error.args[0]) if error.args else str(error))
 
@@ -110,6 +133,7 @@ class ClusterPanel(QWidget):
         self._bridge = bridge
         self._messages = messages
         self._editable = not (read_only or dashboard)
+        self._locked = read_only or dashboard  # whatever the connection allows
         self.snapshot: ClusterSnapshot | None = None
         self.refreshes = 0
 
@@ -186,29 +210,40 @@ class ClusterPanel(QWidget):
         body.setStretchFactor(1, 4)
 
         box = QVBoxLayout(self)
+        self.header = QHBoxLayout()  # create_panel puts the connection chooser here
+        box.addLayout(self.header)
         box.addWidget(self.summary)
         box.addWidget(self.balance)
         box.addWidget(self.legend)
         box.addWidget(body, 1)
-        if self._editable:
-            buttons = QHBoxLayout()
-            for button in (
-                self.elect_button,
-                self.create_button,
-                self.config_button,
-                self.delete_button,
-            ):
-                buttons.addWidget(button)
-            buttons.addStretch(1)
-            box.addLayout(buttons)
-        else:
-            for button in (
-                self.elect_button,
-                self.create_button,
-                self.config_button,
-                self.delete_button,
-            ):
-                button.hide()
+        buttons = QHBoxLayout()
+        for button in self._buttons():
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        box.addLayout(buttons)
+        self._show_buttons()
+
+    def _buttons(self) -> tuple[QPushButton, ...]:
+        return (
+            self.elect_button,
+            self.create_button,
+            self.config_button,
+            self.delete_button,
+        )
+
+    def _show_buttons(self) -> None:
+        for button in self._buttons():
+            button.setVisible(self._editable)
+
+    @Slot(object, bool)
+    def set_connection(self, inspector: ClusterInspector, read_only: bool) -> None:
+        """Show another cluster (a connection profile); read-only hides writes."""
+        self._editable = not (read_only or self._locked)
+        self._show_buttons()
+        self.snapshot = None
+        self.timeline.clear()
+        self.summary.setText(f"connecting to {inspector.bootstrap}...")
+        self.refresher.set_inspector(inspector)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         """Rows follow the font (the dashboard's large type)."""
@@ -272,6 +307,10 @@ class ClusterPanel(QWidget):
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self.summary.setText(f"cluster unreachable: {message}")
+
+    @Slot(str)
+    def on_connection_refused(self, message: str) -> None:
+        self.summary.setText(f"not connected: {message}")
 
     @Slot()
     def _on_filter_changed(self) -> None:
@@ -392,5 +431,9 @@ def create_panel(context: PanelContext) -> QWidget:
         dashboard=context.dashboard,
     )
     refresher.setParent(panel)
+    chooser = ConnectionChooser(context.settings)
+    chooser.chosen.connect(panel.set_connection)
+    chooser.refused.connect(panel.on_connection_refused)
+    panel.header.addWidget(chooser)
     refresher.start()
     return panel
