@@ -164,3 +164,107 @@ def test_member_joining_mid_transaction_leaves_no_duplicates(
     out = [m.value().decode() for m in read_all(client, output, 4, "read_committed")]
     assert Counter(out) == Counter(values)
     assert group.member("m2").processed > 0
+
+
+def test_crash_after_processing_repeats_exactly_the_uncommitted_batch(
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    groups: Callable[..., ConsumerGroup],
+    tmp_path: Path,
+) -> None:
+    topic = new_topic(1)
+    values = [f"v{i}" for i in range(40)]
+    produce(client, topic, values, partitions=1)
+    out = tmp_path / "out.jsonl"
+    group = groups(
+        [topic],
+        semantics="at-least-once",
+        output_path=str(out),
+        batch_size=10,
+        crash_point="after-process-before-commit",
+        crash_after=20,
+    )
+
+    group.start(1)
+    group.wait_for(lambda g: g.member("m1").exit_code is not None)
+    crashed = group.member("m1")
+    assert (crashed.exit_code, crashed.crashed_at) == (
+        -9,
+        "after-process-before-commit",
+    )
+    # it crashed once 20 records were processed, before committing the last batch
+    written = len(out.read_text().splitlines())
+    committed = crashed.committed[(topic, 0)]
+    assert written >= 20 and 10 <= committed < written
+
+    group.restart_member("m1", crash_point=None)
+    group.wait_for(lambda g: g.member("m1").committed.get((topic, 0)) == 40)
+    group.stop()
+    counts = Counter(json.loads(line)["value"] for line in out.read_text().splitlines())
+    assert set(counts) == set(values)
+    assert sorted(v for v, n in counts.items() if n == 2) == sorted(
+        values[committed:written]
+    )
+    assert max(counts.values()) == 2
+
+
+def test_crash_before_h2_commit_leaves_no_duplicates(
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    groups: Callable[..., ConsumerGroup],
+    stack_settings: Settings,
+) -> None:
+    topic = new_topic(1)
+    values = [f"h{i}" for i in range(30)]
+    produce(client, topic, values, partitions=1)
+    group = groups(
+        [topic],
+        semantics="exactly-once-h2",
+        batch_size=10,
+        crash_point="after-write-before-db-commit",
+        crash_after=10,
+    )
+
+    group.start(1)
+    group.wait_for(lambda g: g.member("m1").exit_code == -9, 90)
+    group.restart_member("m1", crash_point=None)
+    group.wait_for(lambda g: g.member("m1").committed.get((topic, 0)) == 30, 90)
+    group.stop()
+    with H2Connection(stack_settings) as conn:
+        rows = conn.query(
+            "SELECT RECORD_VALUE FROM CONSUMER_SINK WHERE GROUP_ID = ?",
+            [group.group_id],
+        )
+    assert Counter(bytes(r[0]).decode() for r in rows) == Counter(values)
+
+
+def test_isolation_switch_restarts_members_and_shows_on_the_timeline(
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    groups: Callable[..., ConsumerGroup],
+    tmp_path: Path,
+) -> None:
+    topic = new_topic(1)
+    produce(client, topic, ["a0", "a1"], partitions=1, transaction="abort")
+    out = tmp_path / "out.jsonl"
+    group = groups(
+        [topic],
+        semantics="at-least-once",
+        output_path=str(out),
+        isolation="read_committed",
+    )
+    group.start(1)
+    group.wait_for(lambda g: g.assigned_count() == 1)
+
+    group.set_isolation("read_uncommitted")
+    group.wait_for(lambda g: g.member("m1").alive and g.assigned_count() == 1)
+    group.wait_for(lambda g: g.member("m1").processed == 2)
+    group.stop()
+    assert group.member("m1").isolation == "read_uncommitted"
+    switch = [e for e in group.timeline() if e.kind == "isolation-changed"]
+    assert [(e.detail["before"], e.detail["after"]) for e in switch] == [
+        ("read_committed", "read_uncommitted")
+    ]
+    # read_committed skipped the aborted records; read_uncommitted got them
+    values = [json.loads(line)["value"] for line in out.read_text().splitlines()]
+    assert values == ["a0", "a1"]
