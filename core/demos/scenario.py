@@ -113,8 +113,9 @@ class Scenario:
     crash_point: str = ""
     narration: tuple[Step, ...] = ()
     knobs: tuple[Knob, ...] = ()
-    # Counts shown side by side for read_committed / read_uncommitted readers.
-    isolation_pairs: tuple[tuple[str, str], ...] = ()
+    # Counts shown side by side, under these two titles (the GUI's panes).
+    pairs: tuple[tuple[str, str], ...] = ()
+    pair_titles: tuple[str, str] = ("read_committed", "read_uncommitted")
 
     def bounds(self, knobs: dict[str, KnobValue]) -> list[Bound]:
         raise NotImplementedError
@@ -151,6 +152,10 @@ class Scenario:
             "narration": [{"title": s.title, "text": s.text} for s in self.narration],
             "knobs": [k.to_json() for k in self.knobs],
             "bounds": [str(b) for b in self.bounds(self.resolve_knobs({}))],
+            "side_by_side": {
+                "titles": list(self.pair_titles),
+                "pairs": [list(p) for p in self.pairs],
+            },
             "available": self.unavailable() is None,
             "unavailable_reason": self.unavailable(),
         }

@@ -226,6 +226,16 @@ def run_workload(spec: dict[str, Any], report: Reporter) -> int:
         triggers.ensure_metadata(conn)
         conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         workload.ensure_shop(conn, schema=schema)
+        seeded = conn.query(
+            f"SELECT SEQ FROM {triggers.OUTBOX} WHERE TABLE_SCHEMA = ?", [schema]
+        )
+        if seeded:
+            report.say(
+                "committed",
+                "seed rows captured",
+                count=len(seeded),
+                ids=[str(r[0]) for r in seeded],
+            )
         report.say("ready", f"schema {schema} created and captured")
         report.point("before_workload")
 

@@ -166,6 +166,7 @@ class DemosPanel(QWidget):
         self.committed_pane = QLabel("-")
         self.uncommitted_pane = QLabel("-")
         isolation = QHBoxLayout()
+        self._pane_boxes: list[QGroupBox] = []
         for title, pane in (
             ("read_committed", self.committed_pane),
             ("read_uncommitted", self.uncommitted_pane),
@@ -177,6 +178,7 @@ class DemosPanel(QWidget):
             pane.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             QVBoxLayout(box).addWidget(pane)
             isolation.addWidget(box)
+            self._pane_boxes.append(box)
         self.isolation_box = QWidget()
         self.isolation_box.setLayout(isolation)
 
@@ -296,7 +298,9 @@ class DemosPanel(QWidget):
         for number, step in enumerate(scenario.narration, 1):
             self.narration.addItem(f"{number}. {step.title}\n{step.text}")
         self._build_knobs(scenario)
-        self.isolation_box.setVisible(bool(scenario.isolation_pairs))
+        self.isolation_box.setVisible(bool(scenario.pairs))
+        for box, title in zip(self._pane_boxes, scenario.pair_titles, strict=True):
+            box.setTitle(title)
         self._update_buttons()
 
     def _build_knobs(self, scenario: Scenario) -> None:
@@ -477,7 +481,7 @@ class DemosPanel(QWidget):
         scenario = catalog.find(result.scenario)
         committed = []
         uncommitted = []
-        for left, right in scenario.isolation_pairs:
+        for left, right in scenario.pairs:
             committed.append(f"{_words(left)}: {counts.get(left, '-')}")
             uncommitted.append(f"{_words(right)}: {counts.get(right, '-')}")
         self.committed_pane.setText("\n".join(committed) or "-")

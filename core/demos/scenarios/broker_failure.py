@@ -57,6 +57,13 @@ class BrokerFailure(Scenario):
         "leader killed after acknowledging records that its only follower does not have"
     )
     knobs = (_RECORDS, KEYS, _ACKS)
+    pair_titles = ("acks=1", "acks=all")
+    pairs = (
+        ("acks1_acked", "acksall_acked"),
+        ("acks1_acked_while_alone", "acksall_acked_while_alone"),
+        ("acks1_refused", "acksall_refused"),
+        ("acks1_lost", "acksall_lost"),
+    )
     narration = (
         Step(
             "Two topics, two replicas each",

@@ -402,7 +402,7 @@ class ExactlyOnceKafka(ConsumerScenario):
     semantics = "exactly-once-kafka"
     crash_point = "inside a transaction (mid-transaction or before-commit-transaction)"
     knobs = (*ConsumerScenario.knobs, _EOS_POINT)
-    isolation_pairs = (
+    pairs = (
         ("committed_total", "uncommitted_total"),
         ("duplicated", "uncommitted_duplicated"),
     )

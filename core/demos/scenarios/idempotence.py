@@ -43,6 +43,12 @@ class IdempotentProducer(Scenario):
     )
     crash_point = "a produce response dropped and the connection cut by the proxy"
     knobs = (RECORDS, PARTITIONS, KEYS, _IDEMPOTENCE, _DROPS)
+    pair_titles = ("idempotence off", "idempotence on")
+    pairs = (
+        ("off_dropped", "on_dropped"),
+        ("off_duplicated", "on_duplicated"),
+        ("off_lost", "on_lost"),
+    )
     narration = (
         Step(
             "A topic and a proxy",

@@ -44,7 +44,7 @@ class TransactionCrash(Scenario):
     )
     crash_point = "before_commit: after every record of the transaction is written"
     knobs = (RECORDS, PARTITIONS, KEYS, _ABORT_BY)
-    isolation_pairs = (
+    pairs = (
         ("committed_visible_before_abort", "uncommitted_visible_before_abort"),
         ("aborted_visible_read_committed", "aborted_visible_read_uncommitted"),
     )
@@ -216,9 +216,7 @@ class ZombieFencing(Scenario):
         "before_commit: the first producer is frozen (SIGSTOP) mid-transaction"
     )
     knobs = (RECORDS, PARTITIONS, KEYS)
-    isolation_pairs = (
-        ("zombie_visible_read_committed", "zombie_visible_read_uncommitted"),
-    )
+    pairs = (("zombie_visible_read_committed", "zombie_visible_read_uncommitted"),)
     narration = (
         Step("A topic", "We create a fresh topic for the demo."),
         Step(

@@ -28,5 +28,5 @@ def test_relay_killed_loses_and_repeats_nothing(demo_cli: DemoCli, seed: int) ->
     # The ledger is the workload's own record of the outbox rows it committed.
     committed = [e for e in read_jsonl(result, "workload") if e["kind"] == "committed"]
     assert sum(len(e["ids"]) for e in committed) == counts["expected"]
-    crashes = [e for e in result["timeline"] if e["kind"] == "crash"]
-    assert [e["source"] for e in crashes] == ["relay-1", "relay-2"]
+    kills = [e for e in result["timeline"] if e["text"] == "SIGKILL: relay"]
+    assert [e["source"] for e in kills] == ["relay-1", "relay-2"]
