@@ -290,7 +290,7 @@ class LagReader:
             }
             for t in targets
         ]
-        scans = self._scan_all(starts, ends, pool)
+        scans = self._scan_all(starts, ends)
         groups = [
             self._group(t, wanted[t.group], starts[i], ends, scans)
             for i, t in enumerate(targets)
@@ -301,7 +301,6 @@ class LagReader:
         self,
         starts: list[dict[TP, tuple[int, str]]],
         ends: dict[TP, _Ends],
-        pool: ThreadPoolExecutor,
     ) -> dict[str, dict[Range, Scan]]:
         """Read every range offsets cannot settle, all groups at once.
 
@@ -343,7 +342,12 @@ class LagReader:
                 pending = later
             return found
 
-        ru, rc = pool.map(run, ["read_uncommitted", "read_committed"])
+        ru = run("read_uncommitted")
+        derived = {
+            job: ru[job] for job in jobs["read_committed"] if _plain(job, ru, ends)
+        }
+        jobs["read_committed"] -= derived.keys()
+        rc = run("read_committed") | derived
         return {"read_uncommitted": ru, "read_committed": rc}
 
     def _group_partitions(
@@ -519,6 +523,22 @@ def _count(start: int, end: int, scans: dict[Range, Scan], tp: TP) -> tuple[int,
     if scan.count is not None:
         return scan.count, True
     return end - scan.first.offset, False
+
+
+def _plain(job: Range, ru: dict[Range, Scan], ends: dict[TP, _Ends]) -> bool:
+    """Whether a read_committed range reads the same as read_uncommitted.
+
+    So when no transaction is open (LSO = HW) and every offset of the range
+    held a record: with no marker in it, none of its records can belong to a
+    transaction (a transaction's marker follows its records, below the HW).
+    """
+    tp, start, end = job
+    scan = ru.get(job)
+    return (
+        end == ends[tp].high_watermark
+        and scan is not None
+        and scan.count == end - start
+    )
 
 
 def _seconds(record: NextRecord | None, newest_ms: int | None) -> float | None:
