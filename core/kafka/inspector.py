@@ -5,7 +5,11 @@ thread)::
 
     inspector = ClusterInspector.for_settings(settings)   # embedded stack
     snapshot, events = inspector.refresh()    # events: changes since last refresh
-    snapshot.partition("orders", 0).leader    # -> 2
+    p = snapshot.partition("orders", 0)
+    p.leader, p.replicas, p.isr               # -> 2, (2, 3, 1), (2, 3)
+    p.flags()                                 # -> ["under-replicated", ...]
+    p.high_watermark, p.last_stable_offset    # exact offsets (None: unreadable)
+    snapshot.leader_counts()                  # -> {1: 4, 2: 4, 3: 4}
     inspector.timeline.events()               # every change seen so far
     inspector.elect_preferred_leaders()       # after a broker came back
     inspector.close()
