@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 _client_log = logging.getLogger(__name__ + ".librdkafka")
 
 
-class _TransientToInfo(logging.Filter):
+class TransientToInfo(logging.Filter):
     """librdkafka warns about transient states (coordinator loading, broker
     down) that the relay rides out and reports through its own state; those
     lines are kept at INFO. Errors stay errors."""
@@ -80,7 +80,7 @@ class _TransientToInfo(logging.Filter):
         return True
 
 
-_client_log.addFilter(_TransientToInfo())
+_client_log.addFilter(TransientToInfo())
 
 MODES = ("exactly-once", "idempotent", "at-least-once")
 _FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED}
@@ -187,22 +187,14 @@ class Relay:
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                log.debug("closing the H2 connection failed", exc_info=True)
-            self._conn = None
+        outbox.close_quietly(self._conn)
+        self._conn = None
 
     def _h2_lost(self, exc: H2Error) -> None:
         log.warning("H2 unavailable, relay waiting: %s", exc.args[0])
         self._set_state("waiting for H2", str(exc.args[0]))
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                log.debug("closing a broken H2 connection", exc_info=True)
-            self._conn = None
+        outbox.close_quietly(self._conn)
+        self._conn = None
 
     def _h2(self) -> H2Connection:
         if self._conn is None:

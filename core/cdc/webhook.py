@@ -37,11 +37,12 @@ from typing import Any
 from confluent_kafka import Producer
 
 from core.cdc.events import topic_for
-from core.cdc.relay import ensure_topics
+from core.cdc.relay import TransientToInfo, ensure_topics
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 _client_log = logging.getLogger(__name__ + ".librdkafka")
+_client_log.addFilter(TransientToInfo())
 PATH = "/changes"
 
 

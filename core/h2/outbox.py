@@ -82,3 +82,13 @@ def rejected(conn: H2Connection) -> list[tuple[int, str, str, str | None, str]]:
         "ORDER BY SEQ"
     )
     return [(int(a), b, c, d, e) for a, b, c, d, e in rows]
+
+
+def close_quietly(conn: H2Connection | None) -> None:
+    """Close a connection that may be broken already (H2 restarted)."""
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except Exception:
+        log.debug("closing a broken H2 connection", exc_info=True)

@@ -33,4 +33,5 @@ PANELS: list[str] = [
     "gui.panels.cluster",
     "gui.panels.consumers",
     "gui.panels.lag",
+    "gui.panels.pipeline",
 ]
