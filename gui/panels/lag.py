@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
 
 import numpy as np
 
+from core.errors import StudioError
+from core.kafka import profiles
 from core.kafka.lag import CELL_NAMES, GroupTarget, LagReader, LagSample
 from gui.bridge import Bridge
 from gui.messages import Messages
@@ -38,6 +40,7 @@ SAMPLE_MS = 1000
 REDRAW_MS = 50
 HISTORY = 600
 DISCOVER_S = 10.0
+EMBEDDED = "embedded stack"
 HIDDEN_EVERY = 5  # while the panel is hidden, sample on every 5th tick
 COLUMNS = CELL_NAMES
 
@@ -96,6 +99,7 @@ class LagModel(QObject):
         self._failing = False
         self._previous: dict[str, tuple[float, int, int]] = {}
         self._closing = False
+        self._retired: list[LagReader] = []
         self._ticks = 0
         self.visible = True
         self._timer = QTimer(self)
@@ -109,6 +113,16 @@ class LagModel(QObject):
     def stop(self) -> None:
         self._timer.stop()
 
+    def run_off_thread(self, fn: Any, done: Any, doing: str) -> None:
+        """``fn()`` on a pool thread, then ``done(result)`` here; errors shown."""
+        self._bridge.run(fn, on_done=done, on_error=lambda e: self._report(e, doing))
+
+    def _report(self, error: BaseException, doing: str) -> None:
+        if self._messages is not None:
+            self._messages.error(error, doing)
+        else:
+            log.warning("%s failed: %s", doing, error)
+
     def shutdown(self) -> None:
         """Stop sampling and close the reader's clients, off the GUI thread."""
         self._timer.stop()
@@ -118,6 +132,22 @@ class LagModel(QObject):
 
     def set_isolation(self, group: str, isolation: str) -> None:
         self.isolation[group] = isolation
+
+    def use_reader(self, reader: LagReader) -> None:
+        """Sample another cluster from now on; the history starts again."""
+        self._retired.append(self.reader)
+        self.reader = reader
+        self.buffer = RingBuffer()
+        self.latest = None
+        self._groups = []
+        self._discovered = 0.0
+        self._previous.clear()
+        self._close_retired()
+
+    def _close_retired(self) -> None:
+        if not self._in_flight:
+            while self._retired:
+                self._bridge.run(self._retired.pop().close)
 
     @Slot()
     def refresh(self) -> None:
@@ -134,24 +164,29 @@ class LagModel(QObject):
             on_error=self._on_error,
         )
 
-    def _sample(self, isolation: dict[str, str]) -> LagSample:
+    def _sample(self, isolation: dict[str, str]) -> tuple[LagReader, LagSample]:
         """Off the GUI thread: find the groups now and then, sample them."""
+        reader = self.reader
         if time.monotonic() - self._discovered > DISCOVER_S:
-            self._groups = sorted(set(self.reader.groups()) | set(isolation))
+            self._groups = sorted(set(reader.groups()) | set(isolation))
             self._discovered = time.monotonic()
         targets = [
             GroupTarget(g, None, isolation.get(g, "read_uncommitted"))
             for g in self._groups
         ]
-        sample = self.reader.sample(targets)
+        sample = reader.sample(targets)
         if self._closing:  # shut down meanwhile: close here, on this thread
-            self.reader.close()
-        return sample
+            reader.close()
+        return reader, sample
 
     @Slot(object)
-    def _on_done(self, sample: LagSample) -> None:
+    def _on_done(self, answer: tuple[LagReader, LagSample]) -> None:
         self._in_flight = False
         self._failing = False
+        self._close_retired()
+        reader, sample = answer
+        if reader is not self.reader:
+            return  # a sample of the cluster we just left
         self.latest = sample
         values: dict[str, float] = {}
         for group in sample.groups:
@@ -173,6 +208,7 @@ class LagModel(QObject):
     @Slot(object)
     def _on_error(self, error: BaseException) -> None:
         self._in_flight = False
+        self._close_retired()
         if not self._failing and self._messages is not None:
             self._messages.error(error, "Sampling lag")
         self._failing = True
@@ -186,6 +222,7 @@ class LagPanel(QWidget):
         self.model = model
         self._dirty = False
         self._curves: dict[str, pg.PlotDataItem] = {}
+        self._clients: Any = None
 
         self.group = QComboBox()
         self.group.setMinimumContentsLength(24)
@@ -202,8 +239,14 @@ class LagPanel(QWidget):
         png.clicked.connect(lambda: self._export("png"))
         export_csv = QPushButton("Export CSV")
         export_csv.clicked.connect(lambda: self._export("csv"))
+        self.cluster = QComboBox()
+        self.cluster.addItem(EMBEDDED)
+        self.cluster.setToolTip("the embedded stack, or a connection profile")
+        self.cluster.currentTextChanged.connect(self._on_cluster_changed)
         bar = QHBoxLayout()
         for widget in (
+            QLabel("Cluster"),
+            self.cluster,
             QLabel("Group"),
             self.group,
             QLabel("Isolation"),
@@ -280,6 +323,24 @@ class LagPanel(QWidget):
             cells = p.cells()
             for col, value in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(str(value)))
+
+    def offer_profiles(self, names: list[str], clients: Any) -> None:
+        """List connection profiles; ``clients(name)`` gives one's client config."""
+        self._clients = clients
+        self.cluster.addItems(names)
+
+    @Slot(str)
+    def _on_cluster_changed(self, name: str) -> None:
+        def connect() -> LagReader:
+            return LagReader(self._clients(name), timeout=5)
+
+        def done(reader: LagReader) -> None:
+            self.model.use_reader(reader)
+            self.group.clear()
+            self.table.setRowCount(0)
+            self.status.setText(f"sampling {name}")
+
+        self.model.run_off_thread(connect, done, f"Connecting to {name}")
 
     @Slot(str)
     def _on_group_changed(self, group: str) -> None:
@@ -374,9 +435,23 @@ class LagPanel(QWidget):
 
 
 def create_panel(context: PanelContext) -> QWidget:
-    client = {"bootstrap.servers": context.settings.bootstrap_servers}
-    model = LagModel(LagReader(client, timeout=5), context.bridge, context.messages)
+    embedded = {"bootstrap.servers": context.settings.bootstrap_servers}
+    model = LagModel(LagReader(embedded, timeout=5), context.bridge, context.messages)
     panel = LagPanel(model)
     model.setParent(panel)
+    try:
+        names = sorted(profiles.load(profiles.profiles_path()))
+    except StudioError as exc:
+        context.messages.error(exc, "Reading connection profiles")
+        names = []
+
+    def clients(name: str) -> dict[str, Any]:
+        """Off the GUI thread: the password may come from the keyring."""
+        if name == EMBEDDED:
+            return embedded
+        profile = profiles.get(profiles.profiles_path(), name)
+        return profile.client_config(profiles.password_for(profile, None))
+
+    panel.offer_profiles(names, clients)
     model.start()
     return panel

@@ -93,3 +93,21 @@ def test_lagging_group_is_plotted_and_exported(
     assert header.split(",")[:3] == ["time", "consumed", "lag"]
     assert {f"p|{topic}-{p}" for p in range(3)} <= set(header.split(","))
     assert len(data) == panel.model.buffer.count
+
+
+def test_switching_cluster_starts_a_new_history(
+    qtbot: QtBot, panel: LagPanel, bootstrap: str
+) -> None:
+    panel.model.start()
+    qtbot.waitUntil(lambda: panel.model.buffer.count >= 2, timeout=30000)
+    first = panel.model.reader
+    second = LagReader({"bootstrap.servers": bootstrap}, timeout=5)
+    panel.model.use_reader(second)
+    assert panel.model.buffer.count == 0
+    qtbot.waitUntil(lambda: panel.model.buffer.count >= 1, timeout=30000)
+    assert panel.model.reader is second
+    qtbot.waitUntil(lambda: not panel.model._retired, timeout=10000)
+    panel.model.stop()
+    panel.model._bridge.wait_idle()
+    second.close()
+    assert first is not second
