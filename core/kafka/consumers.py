@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.errors import ConsumerError, ConsumerSpecError
+from core.kafka.lag import GroupTarget
 from core.kafka.member import ISOLATION_LEVELS, MemberSpec, member_command
 
 log = logging.getLogger(__name__)
@@ -278,6 +279,15 @@ class ConsumerGroup:
                         hint=f"see the member logs in {self.log_dir}",
                     )
                 self._changed.wait(min(left, 0.5))
+
+    def lag_target(self) -> GroupTarget:
+        """What ``core.kafka.lag`` needs to know about this group (isolation, reset)."""
+        return GroupTarget(
+            self.group_id,
+            tuple(self.template.topics),
+            self.isolation,
+            self.template.auto_offset_reset,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

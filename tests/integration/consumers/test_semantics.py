@@ -12,6 +12,7 @@ import pytest
 
 from core.h2.connection import H2Connection
 from core.kafka.consumers import ConsumerGroup
+from core.kafka.lag import GroupTarget
 from core.settings import Settings
 from tests.integration.consumers.helpers import high_watermarks, produce, read_all
 
@@ -44,10 +45,14 @@ def _output_values(
         return [
             m.value().decode() for m in read_all(client, output, 3, "read_committed")
         ]
+    return sink_values(settings, group.group_id)
+
+
+def sink_values(settings: Settings, group_id: str) -> list[str]:
+    """The values an exactly-once-h2 group wrote to the sink table."""
     with H2Connection(settings) as conn:
         rows = conn.query(
-            "SELECT RECORD_VALUE FROM CONSUMER_SINK WHERE GROUP_ID = ?",
-            [group.group_id],
+            "SELECT RECORD_VALUE FROM CONSUMER_SINK WHERE GROUP_ID = ?", [group_id]
         )
     return [bytes(r[0]).decode() for r in rows]
 
@@ -230,12 +235,7 @@ def test_crash_before_h2_commit_leaves_no_duplicates(
     group.restart_member("m1", crash_point=None)
     group.wait_for(lambda g: g.member("m1").committed.get((topic, 0)) == 30, 90)
     group.stop()
-    with H2Connection(stack_settings) as conn:
-        rows = conn.query(
-            "SELECT RECORD_VALUE FROM CONSUMER_SINK WHERE GROUP_ID = ?",
-            [group.group_id],
-        )
-    assert Counter(bytes(r[0]).decode() for r in rows) == Counter(values)
+    assert Counter(sink_values(stack_settings, group.group_id)) == Counter(values)
 
 
 def test_isolation_switch_restarts_members_and_shows_on_the_timeline(
@@ -261,6 +261,9 @@ def test_isolation_switch_restarts_members_and_shows_on_the_timeline(
     group.wait_for(lambda g: g.member("m1").processed == 2)
     group.stop()
     assert group.member("m1").isolation == "read_uncommitted"
+    assert group.lag_target() == GroupTarget(
+        group.group_id, (topic,), "read_uncommitted", "earliest"
+    )
     switch = [e for e in group.timeline() if e.kind == "isolation-changed"]
     assert [(e.detail["before"], e.detail["after"]) for e in switch] == [
         ("read_committed", "read_uncommitted")
