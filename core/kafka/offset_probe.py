@@ -59,6 +59,10 @@ class Scan:
 class CommittedReader:
     """Committed offsets of any group, read with one idle Consumer per group."""
 
+    # TODO: one AdminClient.list_consumer_group_offsets call instead of a
+    # consumer per group, once librdkafka's admin OffsetFetch survives
+    # NOT_COORDINATOR (it crashed the process in an earlier session here)
+
     def __init__(
         self, client: dict[str, Any], timeout: float = 10.0, keep: int = 32
     ) -> None:

@@ -131,6 +131,8 @@ class LagModel(QObject):
             self._bridge.run(self.reader.close)
 
     def set_isolation(self, group: str, isolation: str) -> None:
+        # TODO: take the isolation of groups the Consumers view runs from it
+        # (the views share no model yet; until then the user picks it here)
         self.isolation[group] = isolation
 
     def use_reader(self, reader: LagReader) -> None:
