@@ -46,6 +46,9 @@ TIMELINE_ROWS = 500
 PANE_ROWS = 1000
 STATUS_COLOURS = {"aborted": "#f4b6b6", "open": "#f7e7a1", "gap": "#d9d9d9"}
 TAIL_COLUMNS = ["partition", "offset", "timestamp", "key", "value", "headers"]
+# The groups this view runs, by id: the Lag view takes their isolation level
+# and reset policy from here (Kafka itself cannot tell them).
+RUNNING_GROUPS: dict[str, ConsumerGroup] = {}
 
 
 class GroupEvents(QObject):
@@ -182,6 +185,7 @@ class GroupsTab(QWidget):
             return
         group.subscribe(self.events.happened.emit)
         self.groups[name] = group
+        RUNNING_GROUPS[name] = group
         self.group_list.addItem(name)
         self.group_list.setCurrentRow(self.group_list.count() - 1)
         self.bridge.run(
@@ -263,8 +267,10 @@ class GroupsTab(QWidget):
             log.warning("%s failed: %s", doing, error)
 
     def close_all(self) -> None:
-        for group in self.groups.values():
+        for name, group in self.groups.items():
             group.close()
+            if RUNNING_GROUPS.get(name) is group:
+                del RUNNING_GROUPS[name]
 
 
 class IsolationTab(QWidget):

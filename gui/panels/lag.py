@@ -31,6 +31,7 @@ from core.kafka.lag import CELL_NAMES, GroupTarget, LagReader, LagSample
 from gui.bridge import Bridge
 from gui.messages import Messages
 from gui.panels import PanelContext
+from gui.panels.consumers import RUNNING_GROUPS
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,7 @@ class LagModel(QObject):
             self._bridge.run(self.reader.close)
 
     def set_isolation(self, group: str, isolation: str) -> None:
-        # TODO: take the isolation of groups the Consumers view runs from it
-        # (the views share no model yet; until then the user picks it here)
+        """Say a group's isolation level (groups of the Consumers view say theirs)."""
         self.isolation[group] = isolation
 
     def use_reader(self, reader: LagReader) -> None:
@@ -170,12 +170,12 @@ class LagModel(QObject):
         """Off the GUI thread: find the groups now and then, sample them."""
         reader = self.reader
         if time.monotonic() - self._discovered > DISCOVER_S:
-            self._groups = sorted(set(reader.groups()) | set(isolation))
+            self._groups = sorted(
+                set(reader.groups()) | set(isolation) | set(RUNNING_GROUPS)
+            )
             self._discovered = time.monotonic()
-        targets = [
-            GroupTarget(g, None, isolation.get(g, "read_uncommitted"))
-            for g in self._groups
-        ]
+        running = {g.group_id: g.lag_target() for g in list(RUNNING_GROUPS.values())}
+        targets = [_target(g, isolation, running) for g in self._groups]
         sample = reader.sample(targets)
         if self._closing:  # shut down meanwhile: close here, on this thread
             reader.close()
@@ -214,6 +214,16 @@ class LagModel(QObject):
         if not self._failing and self._messages is not None:
             self._messages.error(error, "Sampling lag")
         self._failing = True
+
+
+def _target(
+    group: str, isolation: dict[str, str], running: dict[str, GroupTarget]
+) -> GroupTarget:
+    """The user's choice first, then what the Consumers view knows, then Kafka's
+    default (read_uncommitted)."""
+    known = running.get(group, GroupTarget(group))
+    chosen = isolation.get(group, known.isolation)
+    return GroupTarget(group, None, chosen, known.reset_policy)
 
 
 class LagPanel(QWidget):
@@ -347,9 +357,9 @@ class LagPanel(QWidget):
     @Slot(str)
     def _on_group_changed(self, group: str) -> None:
         self.isolation.blockSignals(True)
-        self.isolation.setCurrentText(
-            self.model.isolation.get(group, "read_uncommitted")
-        )
+        running = RUNNING_GROUPS.get(group)
+        known = running.isolation if running is not None else "read_uncommitted"
+        self.isolation.setCurrentText(self.model.isolation.get(group, known))
         self.isolation.blockSignals(False)
         for curve in self._curves.values():
             self.lag_plot.removeItem(curve)

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pytestqt.qtbot import QtBot
 
-from core.kafka.lag import LagReader
+from core.kafka.lag import GroupTarget, LagReader
 from gui.bridge import Bridge
 from gui.panels.lag import LagModel, LagPanel, RingBuffer
 from tests.integration.consumers.helpers import produce
@@ -111,3 +111,16 @@ def test_switching_cluster_starts_a_new_history(
     panel.model._bridge.wait_idle()
     second.close()
     assert first is not second
+
+
+def test_target_prefers_the_users_choice_then_the_running_group() -> None:
+    from gui.panels.lag import _target
+
+    running = {"g1": GroupTarget("g1", ("t",), "read_committed", "earliest")}
+    assert _target("g1", {}, running) == GroupTarget(
+        "g1", None, "read_committed", "earliest"
+    )
+    assert _target("g1", {"g1": "read_uncommitted"}, running).isolation == (
+        "read_uncommitted"
+    )
+    assert _target("g2", {}, running) == GroupTarget("g2", None, "read_uncommitted")
