@@ -220,3 +220,21 @@ def test_commit_below_log_start_counts_from_log_start(
     part = reader.sample([GroupTarget(group, (topic,))]).group(group).partitions[0]
     assert (part.committed, part.log_start, part.high_watermark) == (2, 6, 10)
     assert (part.position, part.lag) == ("below-log-start", 4)
+
+
+def test_time_lag_is_the_age_gap_of_next_and_newest_record(
+    client: dict[str, Any], new_topic: Callable[..., str], reader: LagReader
+) -> None:
+    topic = new_topic(1)
+    base = int(time.time() * 1000) - 60_000
+    producer = Producer(client)
+    for i in range(5):  # record timestamps one second apart
+        producer.produce(
+            topic, value=b"t%d" % i, partition=0, timestamp=base + i * 1000
+        )
+    assert producer.flush(30) == 0
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    commit(client, group, {(topic, 0): 1})
+
+    part = reader.sample([GroupTarget(group, (topic,))]).group(group).partitions[0]
+    assert (part.lag, part.time_lag_s) == (4, 3.0)
