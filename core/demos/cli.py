@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from core import settings
@@ -47,6 +51,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="KNOB=VALUE",
         help="set any knob (repeatable), e.g. --set acks=all",
     )
+    run.add_argument(
+        "--png",
+        action="store_true",
+        help="also draw the timeline as timeline.png in the run folder (uses Qt)",
+    )
     run.add_argument("--json", action="store_true")
     demo.set_defaults(handler=_handle)
 
@@ -71,6 +80,8 @@ def _handle(args: argparse.Namespace, conf: settings.Settings) -> int:
         return _run_all(args, conf, knobs)
     scenario = catalog.find(args.name)
     result = run_scenario(scenario, conf, _known(scenario, knobs), seed=args.seed)
+    if args.png:
+        _draw_png(result)
     emit(args.json, result.to_json(), lambda: _result_text(result))
     return 0 if result.passed else EXIT_OUT_OF_BOUNDS
 
@@ -117,18 +128,19 @@ def _run_all(
         results.append(
             run_scenario(scenario, conf, _known(scenario, knobs), seed=args.seed)
         )
+        if args.png:
+            _draw_png(results[-1])
 
     def text() -> str:
         rows: list[list[Any]] = []
         for r in results:
-            c = r.counts
             rows.append(
                 [
                     r.number,
                     r.scenario,
                     r.verdict,
-                    c.get("lost", "-"),
-                    c.get("duplicated", "-"),
+                    r.figure("lost") or "-",
+                    r.figure("duplicated") or "-",
                     f"{r.seconds:.1f}s",
                     r.run_dir,
                 ]
@@ -146,6 +158,22 @@ def _run_all(
         args.json, {"results": [r.to_json() for r in results], "skipped": skipped}, text
     )
     return 0 if all(r.passed for r in results) else EXIT_OUT_OF_BOUNDS
+
+
+def _draw_png(result: RunResult) -> None:
+    """Have the GUI package draw the timeline (a process of its own: core does
+    not import Qt); a failure to draw is noted, not fatal."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gui.demo_timeline", result.run_dir],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+        env=os.environ | {"QT_QPA_PLATFORM": "offscreen"},
+    )
+    if done.returncode != 0:
+        log.warning("could not draw the timeline: %s", done.stderr.strip()[-500:])
+        result.notes.append("timeline.png could not be drawn (see the log)")
 
 
 def _list_text(found: list[Scenario]) -> str:

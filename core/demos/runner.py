@@ -118,6 +118,18 @@ class RunResult:
     def passed(self) -> bool:
         return self.verdict == PASS
 
+    def figure(self, name: str) -> str | None:
+        """A count for tables: ``lost`` itself, or its variants side by side
+        (``acks1 4 / acksall 0`` from ``acks1_lost`` and ``acksall_lost``)."""
+        if name in self.counts:
+            return str(self.counts[name])
+        variants = [
+            f"{key[: -len(name) - 1]} {value}"
+            for key, value in self.counts.items()
+            if key.endswith(f"_{name}") and not key.startswith("uncommitted_")
+        ]
+        return " / ".join(variants) or None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,

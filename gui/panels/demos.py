@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
-import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QShowEvent
 from PySide6.QtWidgets import (
@@ -34,6 +32,7 @@ from core.demos import catalog
 from core.demos.runner import PASS, RunControl, RunResult, run_scenario
 from core.demos.scenario import Scenario
 from core.demos.timeline import Event
+from gui.demo_timeline import TimelinePlot
 from gui.panels import PanelContext
 
 log = logging.getLogger(__name__)
@@ -42,25 +41,6 @@ TITLE = "Demos"
 AREA = "right"
 REDRAW_MS = 50
 MAX_EVENTS = 5000
-# Running totals drawn as curves, and their colours.
-CURVES = {
-    "produced": "#1565c0",
-    "consumed": "#6a1b9a",
-    "committed": "#2e7d32",
-    "aborted": "#ef6c00",
-    "refused": "#795548",
-    "dropped": "#c2185b",
-}
-# Events drawn as vertical markers.
-MARKERS = {
-    "crash": "#c62828",
-    "paused": "#9e9e9e",
-    "resumed": "#9e9e9e",
-    "restart": "#00838f",
-    "fenced": "#ad1457",
-    "recovered": "#2e7d32",
-    "broker": "#5d4037",
-}
 COUNTERS = ("produced", "delivered", "lost", "duplicated")
 RESULT_COLUMNS = (
     "#",
@@ -90,8 +70,6 @@ class DemosPanel(QWidget):
         self._scenario: Scenario | None = None
         self._knob_widgets: dict[str, QSpinBox | QComboBox] = {}
         self._control: RunControl | None = None
-        self._events: list[Event] = []
-        self._dirty = False
         self.results: list[RunResult] = []
         self.last_result: RunResult | None = None
 
@@ -141,17 +119,7 @@ class DemosPanel(QWidget):
         self.status = QLabel("choose a scenario")
         self.status.setWordWrap(True)
 
-        self.plot = pg.PlotWidget()
-        self.plot.setBackground("w")
-        self.plot.showGrid(x=True, y=True, alpha=0.3)
-        self.plot.setLabel("bottom", "seconds since the run started")
-        self.plot.setLabel("left", "records")
-        self.plot.addLegend(offset=(10, 10))
-        self.plot.setClipToView(True)
-        self.plot.setDownsampling(auto=True, mode="peak")
-        # One curve per kind, made when the kind first shows up.
-        self._curves: dict[str, pg.PlotDataItem] = {}
-        self._markers: list[pg.InfiniteLine] = []
+        self.plot = TimelinePlot(max_events=MAX_EVENTS)
 
         self.counters: dict[str, QLabel] = {}
         for name in COUNTERS:
@@ -358,15 +326,7 @@ class DemosPanel(QWidget):
         self._update_buttons()
 
     def _clear_run(self) -> None:
-        self._events = []
-        self._dirty = True
-        for item in [*self._markers, *self._curves.values()]:
-            self.plot.removeItem(item)
-        self._markers = []
-        self._curves = {}
-        legend = self.plot.getPlotItem().legend
-        if legend is not None:
-            legend.clear()
+        self.plot.clear_run()
         for label in self.counters.values():
             label.setText("-")
         self.committed_pane.setText("-")
@@ -406,46 +366,17 @@ class DemosPanel(QWidget):
 
     @Slot(object)
     def _on_event(self, event: Event) -> None:
-        if len(self._events) < MAX_EVENTS:
-            self._events.append(event)
-            self._dirty = True
+        self.plot.add(event)
         if event.kind == "step":
             number = int(event.text.split(".", 1)[0]) - 1
             if 0 <= number < self.narration.count():
                 self.narration.setCurrentRow(number)
             self._update_buttons()
-        elif event.kind in MARKERS:
-            self._add_marker(event)
-
-    def _add_marker(self, event: Event) -> None:
-        marker = pg.InfiniteLine(
-            pos=event.t,
-            angle=90,
-            pen=pg.mkPen(MARKERS[event.kind], width=2, style=Qt.PenStyle.DashLine),
-            label=event.kind,
-            labelOpts={
-                "position": 0.9,
-                "color": MARKERS[event.kind],
-                "rotateAxis": (1, 0),
-            },
-        )
-        self.plot.addItem(marker)
-        self._markers.append(marker)
 
     @Slot()
     def _on_redraw(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
-        for kind, colour in CURVES.items():
-            xs, ys = _steps(self._events, kind)
-            curve = self._curves.get(kind)
-            if curve is None and len(xs) > 1:
-                curve = self.plot.plot(name=kind, pen=pg.mkPen(colour, width=2))
-                self._curves[kind] = curve
-            if curve is not None:
-                curve.setData(xs, ys)
-        totals = self._events[-1].totals if self._events else {}
+        self.plot.redraw()
+        totals = self.plot.events[-1].totals if self.plot.events else {}
         if "produced" in totals:
             self.counters["produced"].setText(str(totals["produced"]))
 
@@ -475,9 +406,9 @@ class DemosPanel(QWidget):
     def _show_counts(self, result: RunResult) -> None:
         counts = result.counts
         for name in COUNTERS:
-            value = _figure(counts, name)
+            value = result.figure(name)
             if value is not None:
-                self.counters[name].setText(str(value))
+                self.counters[name].setText(value)
         scenario = catalog.find(result.scenario)
         committed = []
         uncommitted = []
@@ -497,8 +428,8 @@ class DemosPanel(QWidget):
             result.seed,
             knobs,
             result.verdict,
-            _figure(result.counts, "lost"),
-            _figure(result.counts, "duplicated"),
+            result.figure("lost"),
+            result.figure("duplicated"),
             f"{result.seconds:.1f} s",
         ]
         for column, value in enumerate(cells):
@@ -522,8 +453,7 @@ class DemosPanel(QWidget):
     def _export_png(self, result: RunResult) -> Path:
         """The timeline as timeline.png in the run's folder."""
         path = Path(result.run_dir) / "timeline.png"
-        self._on_redraw()
-        if not self.plot.grab().save(str(path)):
+        if not self.plot.save_png(path):
             log.warning("could not write %s", path)
         return path
 
@@ -538,39 +468,6 @@ class DemosPanel(QWidget):
         self.export_button.setEnabled(self.last_result is not None)
         self.scenario_list.setEnabled(not self.running)
         self.knobs_box.setEnabled(not self.running)
-
-
-def _figure(counts: dict[str, Any], name: str) -> int | None:
-    """A counter's value: the count itself, or summed over prefixed variants
-    (``off_lost`` and ``on_lost`` for ``lost``)."""
-    if name in counts:
-        return int(counts[name])
-    if name == "produced":
-        found = [
-            v
-            for k, v in counts.items()
-            if k.endswith(("_acked", "written_in_crashed_txn"))
-        ]
-    else:
-        found = [
-            v
-            for k, v in counts.items()
-            if k.endswith(f"_{name}") and not k.startswith("uncommitted_")
-        ]
-    return sum(found) if found else None
-
-
-def _steps(events: list[Event], kind: str) -> tuple[list[float], list[float]]:
-    """The running total of ``kind`` as a step curve (x, y) from zero."""
-    xs, ys = [0.0], [0.0]
-    for event in events:
-        if event.kind == kind and event.count:
-            xs += [event.t, event.t]
-            ys += [ys[-1], float(event.totals[kind])]
-    if len(xs) > 1 and events:
-        xs.append(events[-1].t)
-        ys.append(ys[-1])
-    return xs, ys
 
 
 def _words(name: str) -> str:

@@ -14,23 +14,31 @@ from pytestqt.qtbot import QtBot
 from core import settings as settings_module
 from core.settings import Settings
 from core.stack import Stack
-from gui.app import build_window
-from gui.main_window import MainWindow
+from gui.bridge import Bridge
+from gui.demo_timeline import write_png
+from gui.messages import Messages
+from gui.panels import PanelContext
 from gui.panels.demos import DemosPanel
+from gui.stack_model import StackModel
 
 WAIT_MS = 120_000
 
 
 @pytest.fixture
-def window(
-    qtbot: QtBot, stack: Stack, stack_settings: Settings
-) -> Iterator[MainWindow]:
-    window = build_window(stack_settings)
-    qtbot.addWidget(window)
-    window.show()
-    yield window
-    window.close()
-    window.context.bridge.wait_idle(WAIT_MS)
+def panel(qtbot: QtBot, stack: Stack, stack_settings: Settings) -> Iterator[DemosPanel]:
+    """The Demos panel alone (the other panels are not part of this test)."""
+    bridge = Bridge()
+    messages = Messages()
+    context = PanelContext(
+        stack_settings, bridge, messages, StackModel(stack_settings, bridge, messages)
+    )
+    panel = DemosPanel(context)
+    qtbot.addWidget(panel)
+    panel.resize(1100, 700)
+    panel.show()
+    yield panel
+    panel.close()
+    bridge.wait_idle(WAIT_MS)
 
 
 def _cli_counts(settings: Settings, tmp_path: Path, *args: str) -> dict[str, int]:
@@ -59,10 +67,8 @@ def _cli_counts(settings: Settings, tmp_path: Path, *args: str) -> dict[str, int
 
 
 def test_step_then_run_shows_the_cli_counts(
-    qtbot: QtBot, window: MainWindow, stack_settings: Settings, tmp_path: Path
+    qtbot: QtBot, panel: DemosPanel, stack_settings: Settings, tmp_path: Path
 ) -> None:
-    panel = window.panels["Demos"]
-    assert isinstance(panel, DemosPanel)
     panel.select("zombie-fencing")
     panel.set_knob("records", 8)
     panel.seed.setValue(3)
@@ -86,8 +92,11 @@ def test_step_then_run_shows_the_cli_counts(
     assert panel.counters["duplicated"].text() == "0"
     assert panel.committed_pane.text() == "zombie visible read committed: 0"
     assert panel.uncommitted_pane.text() == "zombie visible read uncommitted: 8"
-    assert (Path(result.run_dir) / "timeline.png").stat().st_size > 0
-    window.save_screenshot(tmp_path / "demos.png")
+    png = Path(result.run_dir) / "timeline.png"
+    assert png.stat().st_size > 0
+    png.unlink()
+    assert write_png(Path(result.run_dir)) == png  # as for a run from the CLI
+    assert png.stat().st_size > 0
     panel.grab().save(str(Path(result.run_dir) / "panel.png"))
 
     # The CLI measures the same counts for the same scenario, knobs and seed.

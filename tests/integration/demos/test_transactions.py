@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.integration.demos.conftest import DemoCli, read_jsonl
@@ -45,7 +47,13 @@ def test_txn_crash_before_commit(demo_cli: DemoCli, seed: int, abort_by: str) ->
 @pytest.mark.parametrize("seed", [1, 2])
 def test_zombie_is_fenced(demo_cli: DemoCli, seed: int) -> None:
     code, result = demo_cli(
-        "run", "zombie-fencing", "--seed", str(seed), "--records", str(RECORDS)
+        "run",
+        "zombie-fencing",
+        "--seed",
+        str(seed),
+        "--records",
+        str(RECORDS),
+        *(["--png"] if seed == 1 else []),
     )
 
     assert result["verdict"] == "pass", result
@@ -60,6 +68,8 @@ def test_zombie_is_fenced(demo_cli: DemoCli, seed: int) -> None:
     assert counts["lost"] == 0
     assert counts["duplicated"] == 0
     zombie = read_jsonl(result, "producer-1")
+    if seed == 1:
+        assert (Path(result["run_dir"]) / "timeline.png").stat().st_size > 0
     assert [e["kind"] for e in zombie if e["kind"] in ("hold", "go", "fenced")] == [
         "hold",
         "go",
