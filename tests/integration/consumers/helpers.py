@@ -105,3 +105,32 @@ def wait_for_marker(
     while min(high_watermarks(client, topic, partitions)) < end:
         assert time.monotonic() < deadline, f"{topic} never reached offset {end}"
         time.sleep(0.1)
+
+
+def wait_until_stable(client: dict[str, Any], topic: str, partitions: int) -> None:
+    """Wait until no partition of ``topic`` has an LSO below its HW.
+
+    A committed transaction's markers land after commit_transaction returns;
+    until then a read_committed reader stops short of its records.
+    """
+    from confluent_kafka import IsolationLevel
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    admin = AdminClient(client)
+    asked = {TopicPartition(topic, p): OffsetSpec.latest() for p in range(partitions)}
+    deadline = time.monotonic() + 30
+    while True:
+        ends = [
+            {
+                tp.partition: f.result(10).offset
+                for tp, f in admin.list_offsets(asked, isolation_level=level).items()
+            }
+            for level in (
+                IsolationLevel.READ_COMMITTED,
+                IsolationLevel.READ_UNCOMMITTED,
+            )
+        ]
+        if ends[0] == ends[1]:
+            return
+        assert time.monotonic() < deadline, f"{topic}: LSO stayed below HW for 30 s"
+        time.sleep(0.1)

@@ -14,7 +14,12 @@ from core.h2.connection import H2Connection
 from core.kafka.consumers import ConsumerGroup
 from core.kafka.lag import GroupTarget
 from core.settings import Settings
-from tests.integration.consumers.helpers import high_watermarks, produce, read_all
+from tests.integration.consumers.helpers import (
+    high_watermarks,
+    produce,
+    read_all,
+    wait_until_stable,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +47,7 @@ def _output_values(
         return [json.loads(line)["value"] for line in out.read_text().splitlines()]
     if semantics == "exactly-once-kafka":
         output = str(group.template.output_topic)
+        wait_until_stable(client, output, 3)
         return [
             m.value().decode() for m in read_all(client, output, 3, "read_committed")
         ]
@@ -166,6 +172,7 @@ def test_member_joining_mid_transaction_leaves_no_duplicates(
     group.wait_for(done, 120)
     group.stop()
 
+    wait_until_stable(client, output, 4)
     out = [m.value().decode() for m in read_all(client, output, 4, "read_committed")]
     assert Counter(out) == Counter(values)
     assert group.member("m2").processed > 0
