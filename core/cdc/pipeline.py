@@ -280,12 +280,17 @@ def _spawn(
 
 
 def start_relay_process(
-    settings: Settings, mode: str = "exactly-once", prefix: str = "h2"
+    settings: Settings,
+    mode: str = "exactly-once",
+    prefix: str = "h2",
+    relay_id: str = "cdc-studio-relay",
+    schemas: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     """`cdc-studio relay` as a child process (stop it with terminate())."""
-    return _spawn(
-        settings, ["relay", "run", "--mode", mode, "--prefix", prefix], "relay.log"
-    )
+    args = ["relay", "run", "--mode", mode, "--prefix", prefix, "--relay-id", relay_id]
+    for schema in schemas:
+        args += ["--schema", schema]
+    return _spawn(settings, args, "relay.log")
 
 
 def start_workload_process(

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import workload
 from core.cdc.pipeline import (
     ChangeFeed,
     FeedEvent,
@@ -98,6 +99,8 @@ class PipelineModel(QObject):
         self._feed_timer.timeout.connect(self._on_feed_tick)
 
     def start(self) -> None:
+        if not self.settings.h2.url:  # the embedded database: the shop, first run
+            self._bridge.run(self._ensure_shop, on_error=self._report("Loading shop"))
         self.feed.start()
         self.refresh()
         self._timer.start()
@@ -113,6 +116,10 @@ class PipelineModel(QObject):
         self._closing = True
         if not self._in_flight:  # else the sample in flight closes them when done
             self._bridge.run(self._close_clients)
+
+    def _ensure_shop(self) -> None:
+        with H2Connection(self.settings) as conn:
+            workload.ensure_shop(conn)
 
     def _close_clients(self) -> None:
         self.feed.stop()
