@@ -278,6 +278,10 @@ def run_member(spec: MemberSpec, report: Reporter, crash: CrashPoints) -> int:
     except ConsumerError as exc:
         report("fatal", error=str(exc))
         code = 3
+    except KafkaException as exc:  # unclassified Kafka errors count as fatal
+        report("fatal", error=exc.args[0].str())
+        log.error("member stops on a Kafka error: %s", exc.args[0].str())
+        code = 3
     finally:
         consumer.close()
         semantics.close()

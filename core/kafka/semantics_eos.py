@@ -71,7 +71,6 @@ class ExactlyOnceKafka(Semantics):
             if error.txn_requires_abort():
                 self._abort(batch, error.str())
                 return
-            self.report("fatal", error=error.str())
             raise ConsumerError(
                 f"Transaction failed fatally: {error.str()}",
                 hint="a newer member with the same transactional id fences this "
@@ -120,7 +119,10 @@ class ExactlyOnceKafka(Semantics):
         self.report("aborted", reason=reason, count=len(batch))
 
     def close(self) -> None:
-        self.producer.flush(5)
+        try:
+            self.producer.flush(5)
+        except KafkaException as exc:  # fenced or failed: nothing left to send
+            log.info("producer closed after: %s", exc.args[0].str())
 
 
 class ExactlyOnceH2(Semantics):

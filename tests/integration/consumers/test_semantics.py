@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from core.h2.connection import H2Connection
 from core.kafka.consumers import ConsumerGroup
@@ -278,3 +280,31 @@ def test_isolation_switch_restarts_members_and_shows_on_the_timeline(
     # read_committed skipped the aborted records; read_uncommitted got them
     values = [json.loads(line)["value"] for line in out.read_text().splitlines()]
     assert values == ["a0", "a1"]
+
+
+def test_fenced_transactional_member_stops(
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    groups: Callable[..., ConsumerGroup],
+) -> None:
+    topic = new_topic(1)
+    output = new_topic(1, prefix="out")
+    produce(client, topic, [f"f{i}" for i in range(200)], partitions=1)
+    txn_id = f"fence-{uuid.uuid4().hex[:8]}"
+    group = groups(
+        [topic],
+        semantics="exactly-once-kafka",
+        output_topic=output,
+        transactional_id=txn_id,
+        batch_size=5,
+        delay_ms=20,
+    )
+    group.start(1)
+    group.wait_for(lambda g: g.member("m1").processed >= 10)
+
+    usurper = Producer({**client, "transactional.id": txn_id})
+    usurper.init_transactions(30)  # a newer epoch: the member's is fenced
+    group.wait_for(lambda g: g.member("m1").exit_code is not None)
+    assert group.member("m1").exit_code == 3
+    fatal = [e for e in group.timeline() if e.kind == "fatal"]
+    assert len(fatal) == 1 and "fenced" in fatal[0].message.lower()
