@@ -44,15 +44,15 @@ def _output_values(
     client: dict[str, Any],
     out: Path,
     settings: Settings,
+    partitions: int = 3,
 ) -> list[str]:
     if semantics in ("at-most-once", "at-least-once"):
         return [json.loads(line)["value"] for line in out.read_text().splitlines()]
     if semantics == "exactly-once-kafka":
         output = str(group.template.output_topic)
-        wait_until_stable(client, output, 3)
-        return [
-            m.value().decode() for m in read_all(client, output, 3, "read_committed")
-        ]
+        wait_until_stable(client, output, partitions)
+        records = read_all(client, output, partitions, "read_committed")
+        return [m.value().decode() for m in records]
     return sink_values(settings, group.group_id)
 
 
@@ -308,3 +308,48 @@ def test_fenced_transactional_member_stops(
     assert group.member("m1").exit_code == 3
     fatal = [e for e in group.timeline() if e.kind == "fatal"]
     assert len(fatal) == 1 and "fenced" in fatal[0].message.lower()
+
+
+@pytest.mark.parametrize(
+    "semantics", ["at-most-once", "at-least-once", "exactly-once-kafka"]
+)
+def test_processing_failures(
+    semantics: str,
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    groups: Callable[..., ConsumerGroup],
+    tmp_path: Path,
+    stack_settings: Settings,
+) -> None:
+    """at-most-once loses exactly the failed records; the others retry them
+    (at-least-once rewinds, exactly-once aborts and rewinds) and lose none."""
+    topic = new_topic(2)
+    output = new_topic(2, prefix="out")
+    values = [f"x{i}" for i in range(60)]
+    produce(client, topic, values, partitions=2)
+    ends = high_watermarks(client, topic, 2)
+    out = tmp_path / "out.jsonl"
+    group = groups(
+        [topic],
+        semantics=semantics,
+        output_path=str(out),
+        output_topic=output,
+        batch_size=6,
+        failure_rate=0.2,
+        seed=7,
+    )
+    group.start(1)
+    group.wait_for(
+        lambda g: g.member("m1").committed == {(topic, p): ends[p] for p in range(2)}
+    )
+    group.stop()
+
+    failed = [e for e in group.timeline() if e.kind == "failed"]
+    assert failed, "a 20% failure rate over 60 records failed none"
+    got = Counter(_output_values(semantics, group, client, out, stack_settings, 2))
+    if semantics == "at-most-once":
+        lost = {e.detail["offset"] for e in failed}
+        assert sum(got.values()) == 60 - len(failed) and len(lost) <= len(failed)
+        assert max(got.values()) == 1
+    else:
+        assert got == Counter(values)
