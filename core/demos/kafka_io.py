@@ -77,6 +77,11 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
             log.warning("could not delete topic %s: %s", name, exc)
 
 
+def topic_names(bootstrap: str) -> list[str]:
+    """Every topic of the cluster, internal ones included."""
+    return sorted(admin(bootstrap).list_topics(timeout=10).topics)
+
+
 def partition_state(bootstrap: str, topic: str) -> dict[int, dict[str, Any]]:
     """Leader, replicas and ISR per partition, from fresh metadata."""
     metadata = admin(bootstrap).list_topics(topic, timeout=10)

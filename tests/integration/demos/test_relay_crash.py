@@ -9,16 +9,25 @@ from tests.integration.demos.conftest import DemoCli, read_jsonl
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_relay_killed_loses_and_repeats_nothing(demo_cli: DemoCli, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "kills"), [(1, 2), (2, 1)])
+def test_relay_killed_loses_and_repeats_nothing(
+    demo_cli: DemoCli, seed: int, kills: int
+) -> None:
     code, result = demo_cli(
-        "run", "relay-crash", "--seed", str(seed), "--records", "10"
+        "run",
+        "relay-crash",
+        "--seed",
+        str(seed),
+        "--records",
+        "10",
+        "--set",
+        f"kills={kills}",
     )
 
     assert result["verdict"] == "pass", result
     assert code == 0
     counts = result["counts"]
-    assert counts["kills"] == 2
+    assert counts["kills"] == kills
     assert counts["expected"] >= 10
     assert counts["delivered"] == counts["expected"]
     assert counts["lost"] == 0
@@ -28,5 +37,5 @@ def test_relay_killed_loses_and_repeats_nothing(demo_cli: DemoCli, seed: int) ->
     # The ledger is the workload's own record of the outbox rows it committed.
     committed = [e for e in read_jsonl(result, "workload") if e["kind"] == "committed"]
     assert sum(len(e["ids"]) for e in committed) == counts["expected"]
-    kills = [e for e in result["timeline"] if e["text"] == "SIGKILL: relay"]
-    assert [e["source"] for e in kills] == ["relay-1", "relay-2"]
+    killed = [e["source"] for e in result["timeline"] if e["text"] == "SIGKILL: relay"]
+    assert killed == [f"relay-{n}" for n in range(1, kills + 1)]
