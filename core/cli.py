@@ -342,7 +342,15 @@ def table(columns: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+OpenGui = Callable[..., int]
+
+
+def main(argv: Sequence[str] | None = None, open_gui: OpenGui | None = None) -> int:
+    """Run the command in ``argv``; with no command, call ``open_gui``.
+
+    The GUI comes in from outside (``gui.launch``) so that `core` never
+    imports Qt, and commands without a window never load it.
+    """
     args = _parser().parse_args(argv)
     as_json = bool(getattr(args, "json", False))
     try:
@@ -352,9 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(conf.data_path, args.verbose)
 
         if args.command is None:
-            from gui.app import run_gui
-
-            return run_gui(
+            if open_gui is None:
+                raise StudioError(
+                    "This entry point has no GUI",
+                    hint="run the `cdc-studio` command to open the window",
+                )
+            return open_gui(
                 conf,
                 screenshot=args.screenshot,
                 start_stack=not args.no_stack,

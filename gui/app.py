@@ -87,9 +87,9 @@ def run_gui(
     _route_qt_messages()
     if dashboard:
         # Large type everywhere, headers and tooltips included, for a wall.
-        font = QFont(app.font())
+        font = QFont(QApplication.font())
         font.setPointSizeF(font.pointSizeF() * DASHBOARD_SCALE)
-        app.setFont(font)
+        QApplication.setFont(font)
     window = build_window(settings, dashboard=dashboard)
     if dashboard:
         window.showFullScreen()

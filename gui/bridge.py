@@ -10,6 +10,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from core.h2.connection import release_thread
+
 log = logging.getLogger(__name__)
 
 Done = Callable[[Any], None]
@@ -41,11 +43,18 @@ class _Call(QRunnable):
         if self._with_progress:
             args = (*args, lambda message: bridge.progressed.emit(token, str(message)))
         try:
-            result = self._fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the GUI
-            bridge.failed.emit(token, exc)
-        else:
-            bridge.finished.emit(token, result)
+            try:
+                result = self._fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - every failure goes to the GUI
+                bridge.failed.emit(token, exc)
+            else:
+                bridge.finished.emit(token, result)
+        except RuntimeError:
+            # The window (and its bridge) went away while the call ran: nobody
+            # is left to tell, which is fine at shutdown.
+            log.debug("result of a background call dropped: the bridge is gone")
+        finally:
+            release_thread()
 
 
 class Bridge(QObject):

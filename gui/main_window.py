@@ -152,6 +152,13 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.context.stack.stop_polling()
+        for title, panel in self.panels.items():
+            shutdown = getattr(panel, "shutdown", None)
+            if callable(shutdown):
+                try:
+                    shutdown()
+                except Exception:
+                    log.exception("panel %s did not shut down cleanly", title)
         log.info(
             "window closed; the embedded stack keeps running "
             "(stop it with `cdc-studio stack down`)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -80,6 +81,22 @@ def start_jvm(settings: Settings) -> None:
             convertStrings=False,
         )
         log.debug("started the in-process JVM for JDBC")
+
+
+def release_thread() -> None:
+    """Detach the calling worker thread from this process's JVM, if attached.
+
+    JPype attaches a thread to the JVM the first time it touches Java, as a
+    non-daemon thread, and the JVM's shutdown at exit waits for every such
+    thread: a pooled thread left attached keeps the process from ever ending.
+    Pooled workers call this after each task.
+    """
+    jpype = sys.modules.get("jpype")
+    if jpype is None or not jpype.isJVMStarted():
+        return
+    thread = jpype.JClass("java.lang.Thread")
+    if thread.isAttached() and not thread.currentThread().isDaemon():
+        thread.detach()
 
 
 def embedded_password(settings: Settings) -> str:

@@ -15,7 +15,10 @@ class PanelContext:
     """What a panel gets: settings, the bridge, the stack and the message path.
 
     A panel module has `TITLE` and `create_panel(context) -> QWidget`, and may
-    set `AREA` to "left", "right", "top" or "bottom" (default "right").
+    set `AREA` ("left" for the side, otherwise the main tab area) and
+    `DASHBOARD = True` to be shown on the wall display. A panel widget with a
+    `shutdown()` method has it called when the window closes: stop timers,
+    threads and processes there.
     """
 
     settings: Settings

@@ -1,0 +1,80 @@
+"""The bridge: results come back on the GUI thread; JDBC in workers never holds exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from core import settings
+from core.settings import Settings
+from core.stack import Stack
+from gui.bridge import Bridge
+
+
+def test_results_and_errors_arrive_on_the_gui_thread(qtbot: QtBot) -> None:
+    bridge = Bridge()
+    seen: list[tuple[str, object, int]] = []
+    worker: list[int] = []
+
+    def work(x: int) -> int:
+        worker.append(threading.get_ident())
+        if x < 0:
+            raise ValueError("negative")
+        return x * 2
+
+    bridge.run(
+        work, 21, on_done=lambda r: seen.append(("done", r, threading.get_ident()))
+    )
+    bridge.run(
+        work,
+        -1,
+        on_error=lambda e: seen.append(("error", str(e), threading.get_ident())),
+    )
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=10_000)
+    bridge.wait_idle()
+
+    assert sorted(s[:2] for s in seen) == [("done", 42), ("error", "negative")]
+    assert {s[2] for s in seen} == {bridge.gui_thread}
+    assert bridge.gui_thread not in worker and bridge.busy == 0
+
+
+def test_a_process_whose_workers_used_jdbc_still_exits(
+    stack: Stack, stack_settings: Settings, tmp_path: Path
+) -> None:
+    config = settings.save(stack_settings, tmp_path / "settings.toml")
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from PySide6.QtWidgets import QApplication
+        from core import settings
+        from core.h2.connection import H2Connection
+        from gui.bridge import Bridge
+
+        app = QApplication([])
+        conf = settings.load(Path({str(config)!r}))
+        bridge = Bridge()
+
+        def query():
+            with H2Connection(conf) as conn:
+                return conn.query("SELECT 6 * 7")
+
+        bridge.run(query, on_done=lambda rows: (print(rows), app.quit()))
+        app.exec()
+        bridge.wait_idle()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[[42]]"
