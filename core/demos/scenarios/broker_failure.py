@@ -171,11 +171,21 @@ class BrokerFailure(Scenario):
         for worker in workers.values():
             if worker.wait_kind("hold", 60) is None:
                 raise DemoError(f"{worker.name} stopped before its second batch")
+        # acks=1 does not wait for the follower: wait until the high watermark
+        # (the end every in-sync replica has reached) covers the first half.
+        for prefix, worker in workers.items():
+            _wait_high_watermark(ctx, topics[prefix], len(worker.ids("produced")))
 
         ctx.step(2)
         _signal_broker(ctx, follower, signal.SIGSTOP)
         ctx.event("broker", f"SIGSTOP: follower broker {follower} frozen", 1)
-        _wait_isr(ctx, list(topics.values()), [leader])
+        _wait_partition(
+            ctx,
+            list(topics.values()),
+            "isr",
+            [leader],
+            f"The ISR shrinking to [{leader}]",
+        )
         ctx.event("broker", f"ISR shrank to [{leader}]", 1)
 
         ctx.step(3)
@@ -192,7 +202,13 @@ class BrokerFailure(Scenario):
         ctx.crash_reached(True)
         _signal_broker(ctx, follower, signal.SIGCONT)
         ctx.event("broker", f"SIGCONT: follower broker {follower} resumed", 1)
-        _wait_leader(ctx, list(topics.values()), follower)
+        _wait_partition(
+            ctx,
+            list(topics.values()),
+            "leader",
+            follower,
+            f"The election of broker {follower}",
+        )
         ctx.event("broker", f"unclean election: broker {follower} leads", 1)
 
         ctx.step(5)
@@ -224,28 +240,36 @@ def _signal_broker(ctx: RunContext, broker_id: int, sig: signal.Signals) -> None
     raise DemoError(f"Broker {broker_id} is not running")
 
 
-def _wait_isr(
-    ctx: RunContext, topics: list[str], isr: list[int], timeout: float = 60
+def _wait_partition(
+    ctx: RunContext,
+    topics: list[str],
+    field: str,
+    value: object,
+    what: str,
+    timeout: float = 90,
 ) -> None:
+    """Wait until partition 0 of every topic has ``field`` == ``value``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         states = [kafka_io.partition_state(ctx.bootstrap, t).get(0) for t in topics]
-        if all(s is not None and s["isr"] == isr for s in states):
+        if all(s is not None and s[field] == value for s in states):
             return
         time.sleep(0.3)
-    raise DemoError(f"The ISR did not shrink to {isr} within {timeout:.0f} s")
+    raise DemoError(f"{what} did not happen within {timeout:.0f} s")
 
 
-def _wait_leader(
-    ctx: RunContext, topics: list[str], leader: int, timeout: float = 90
+def _wait_high_watermark(
+    ctx: RunContext, topic: str, offset: int, timeout: float = 60
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = [kafka_io.partition_state(ctx.bootstrap, t).get(0) for t in topics]
-        if all(s is not None and s["leader"] == leader for s in states):
+        if (
+            kafka_io.end_offsets(ctx.bootstrap, topic, [0], committed=False)[0]
+            >= offset
+        ):
             return
-        time.sleep(0.3)
-    raise DemoError(f"Broker {leader} was not elected leader within {timeout:.0f} s")
+        time.sleep(0.2)
+    raise DemoError(f"The follower of {topic} did not replicate within {timeout:.0f} s")
 
 
 def _restore(ctx: RunContext, brokers: list[int]) -> None:
