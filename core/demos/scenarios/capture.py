@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-import time
 import uuid
-from typing import Any
-
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from core import workload
 from core.cdc import events
 from core.cdc.relay import MODES
-from core.demos import kafka_io
-from core.demos.ledger import Ledger, OutputRecord
+from core.demos.ledger import Ledger
+from core.demos.relay_process import (
+    BATCH,
+    RelayRunner,
+    cleanup_schema,
+    read_events,
+    wait_published,
+)
 from core.demos.runner import RunContext
 from core.demos.scenario import Bound, Knob, KnobValue, Scenario, Step
 from core.demos.workers import WorkerProcess
@@ -34,7 +34,6 @@ _KILLS = Knob(
     "kills", 2, "times the relay is killed with SIGKILL", minimum=1, maximum=20
 )
 _MODE = Knob("mode", "exactly-once", "the relay's delivery mode", choices=MODES)
-_BATCH = 10
 
 
 class RelayCrash(Scenario):
@@ -113,7 +112,7 @@ class RelayCrash(Scenario):
             hold_at="before_workload",
             stop_file=str(stop_file),
         )
-        ctx.cleanups.append(lambda: _cleanup(ctx, schema, settings_file))
+        ctx.cleanups.append(lambda: cleanup_schema(ctx, schema, settings_file))
         for table in workload.TABLES:
             ctx.forget_topic(events.topic_for(prefix, schema, table))
         if shop.wait_kind("hold", 120) is None:
@@ -122,14 +121,14 @@ class RelayCrash(Scenario):
             )
 
         ctx.step(1)
-        relay = _RelayRunner(ctx, relay_id, prefix, schema, mode)
+        relay = RelayRunner(ctx, relay_id, prefix, schema, mode)
         relay.start()
         shop.go()
 
         ctx.step(2)
         done = 0
         for _ in range(kills):
-            target = ctx.rng.randint(1, 3 * _BATCH)
+            target = ctx.rng.randint(1, 3 * BATCH)
             if not relay.wait_published(target, shop):
                 break
             relay.kill()
@@ -155,7 +154,7 @@ class RelayCrash(Scenario):
         )
         ctx.measure("transactions_rolled_back", len(shop.reported("aborted")))
         topics = [events.topic_for(prefix, schema, t) for t in workload.TABLES]
-        output = _wait_published(ctx, topics, set(expected), relay)
+        output = wait_published(ctx, topics, set(expected), relay)
         relay.stop()
         ctx.measure("relay_failures", relay.failures)
         ctx.event("recovered", "the relay drained the outbox", 1, relay.name)
@@ -164,199 +163,6 @@ class RelayCrash(Scenario):
         ledger = Ledger()
         ledger.expect_all((i, "", int(i)) for i in expected)
         ctx.ledger("topics", ledger.count(output))
-
-
-class _RelayRunner:
-    """`cdc-studio relay run` as a child process, restarted under one relay id."""
-
-    def __init__(
-        self, ctx: RunContext, relay_id: str, prefix: str, schema: str, mode: str
-    ) -> None:
-        self.ctx = ctx
-        self.relay_id = relay_id
-        self.lives = 0
-        self.failures = 0
-        self.worker: WorkerProcess | None = None
-        self.command = [
-            sys.executable,
-            "-m",
-            "core.cli",
-            "--config",
-            str(ctx.settings_file()),
-            "relay",
-            "run",
-            "--relay-id",
-            relay_id,
-            "--prefix",
-            prefix,
-            "--schema",
-            schema,
-            "--mode",
-            mode,
-            "--batch-size",
-            str(_BATCH),
-        ]
-        self.status_file = ctx.settings.data_path / "relay" / f"{relay_id}.json"
-
-    @property
-    def name(self) -> str:
-        return f"relay-{self.lives}"
-
-    def start(self) -> None:
-        self.status_file.unlink(missing_ok=True)
-        self.lives += 1
-        self.worker = self.ctx.worker(self.name, "relay", command=self.command)
-        if self.lives > 1:
-            self.ctx.event("restart", "new relay process, same relay id", 1, self.name)
-
-    def published(self) -> int:
-        try:
-            return int(json.loads(self.status_file.read_text())["published"])
-        except (OSError, ValueError, KeyError):
-            return 0
-
-    def wait_published(
-        self, target: int, shop: WorkerProcess, timeout: float = 120
-    ) -> bool:
-        """Wait until this life published ``target`` changes; False if the
-        workload stopped before that."""
-        assert self.worker is not None
-        deadline = time.monotonic() + timeout
-        while self.published() < target:
-            if not shop.running:
-                return False
-            if self.ensure_running():
-                deadline = time.monotonic() + timeout
-            if time.monotonic() > deadline:
-                raise DemoError(f"The relay published nothing within {timeout:.0f} s")
-            time.sleep(0.02)
-        self.ctx.event(
-            "produced", "changes published by this relay", self.published(), self.name
-        )
-        return True
-
-    def ensure_running(self) -> bool:
-        """Start a new relay if this one stopped by itself; whether it had to.
-
-        The relay stops on a fatal Kafka error (it says which in its log); in
-        exactly-once mode a new one under the same relay id resumes safely, as
-        a supervisor would restart it.
-        """
-        if self.worker is None or self.worker.running:
-            return False
-        code = self.worker.wait_exit(10)
-        self.failures += 1
-        self.ctx.note(f"{self.name} exited by itself (status {code}); restarted")
-        self.ctx.event("crash", f"relay exited by itself (status {code})", 1, self.name)
-        self.start()
-        return True
-
-    def kill(self) -> None:
-        assert self.worker is not None
-        self.worker.kill()
-        self.ctx.event("crash", "SIGKILL: relay", 1, self.name)
-
-    def stop(self) -> None:
-        import signal
-
-        assert self.worker is not None
-        self.worker.signal(signal.SIGTERM)
-        try:
-            code = self.worker.wait_exit(30)
-        except DemoError:
-            # Killed by wait_exit: harmless once drained, as demo 9 shows.
-            self.ctx.note(f"{self.name} did not stop within 30 s of SIGTERM; killed")
-            return
-        if code != 0:
-            raise DemoError(
-                f"The relay did not stop cleanly; see {self.name}.stderr.log"
-            )
-
-
-def _wait_published(
-    ctx: RunContext,
-    topics: list[str],
-    expected: set[str],
-    relay: _RelayRunner,
-    timeout: float = 120,
-    by_change_id: bool = False,
-) -> list[OutputRecord]:
-    """Read the topics until every expected change is there (or time runs out);
-    a relay that stopped on its own meanwhile is started again."""
-    deadline = time.monotonic() + timeout
-    while True:
-        relay.ensure_running()
-        output = _read_events(ctx, topics, by_change_id)
-        if expected <= {r.id for r in output} or time.monotonic() > deadline:
-            return output
-        time.sleep(0.5)
-
-
-def _read_events(
-    ctx: RunContext, topics: list[str], by_change_id: bool = False
-) -> list[OutputRecord]:
-    """Change events of ``topics`` (read_committed), identified by their outbox
-    sequence number, or by the row's CHANGE_ID column."""
-    existing = [t for t in topics if kafka_io.partition_state(ctx.bootstrap, t)]
-    config: dict[str, Any] = {
-        "bootstrap.servers": ctx.bootstrap,
-        "group.id": f"cdc-studio-demo-reader-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-    }
-    consumer = Consumer(config)
-    out: list[OutputRecord] = []
-    try:
-        parts = [
-            TopicPartition(t, p, 0)
-            for t in existing
-            for p in kafka_io.partition_state(ctx.bootstrap, t)
-        ]
-        if not parts:
-            return []
-        consumer.assign(parts)
-        pending = {(tp.topic, tp.partition) for tp in parts}
-        deadline = time.monotonic() + 60
-        while pending and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard((message.topic(), message.partition()))
-                continue
-            if message.value() is None:
-                continue
-            event = json.loads(message.value() or b"{}")
-            seq = int(event["source"].get("seq") or 0)
-            ident = str(event["after"]["CHANGE_ID"]) if by_change_id else str(seq)
-            key = f"{message.topic()}:{(message.key() or b'').decode()}"
-            out.append(
-                OutputRecord(
-                    ident, key, seq, message.partition() or 0, message.offset() or 0
-                )
-            )
-    finally:
-        consumer.close()
-    return out
-
-
-def _cleanup(
-    ctx: RunContext,
-    schema: str,
-    settings_file: object,
-    tables: list[str] | None = None,
-) -> None:
-    cleaner = ctx.worker(
-        "cleanup",
-        "workload-cleanup",
-        schema=schema,
-        settings_file=str(settings_file),
-        tables=tables or list(workload.TABLES),
-    )
-    cleaner.wait_exit(120)
 
 
 class WebhookVersusOutbox(Scenario):
@@ -471,13 +277,13 @@ class WebhookVersusOutbox(Scenario):
             rollback_ratio=int(ctx.knobs["rollback_percent"]) / 100,
         )
         ctx.cleanups.append(
-            lambda: _cleanup(ctx, schema, settings_file, ["HOOKED", "BOXED"])
+            lambda: cleanup_schema(ctx, schema, settings_file, ["HOOKED", "BOXED"])
         )
         if writer.wait_kind("hold", 120) is None:
             raise DemoError(
                 "The workload could not set up its tables; see workload.stderr.log"
             )
-        relay = _RelayRunner(
+        relay = RelayRunner(
             ctx, f"demo-relay-{ctx.run_id}", prefix, schema, "exactly-once"
         )
         relay.start()
@@ -524,9 +330,9 @@ class WebhookVersusOutbox(Scenario):
             "rolled_back_while_up",
             sum(len(e["ids"]) for e in rolled_back if e["phase"] != 2),
         )
-        outbox_out = _wait_published(ctx, [boxed], expected, relay, by_change_id=True)
+        outbox_out = wait_published(ctx, [boxed], expected, relay, by_change_id=True)
         relay.stop()
-        webhook_out = _read_events(ctx, [hooked], by_change_id=True)
+        webhook_out = read_events(ctx, [hooked], by_change_id=True)
         for path, output in (("webhook", webhook_out), ("outbox", outbox_out)):
             ledger = Ledger()
             ledger.expect_all((i, "", 0) for i in sorted(expected))
