@@ -77,6 +77,7 @@ class DemosPanel(QWidget):
         self._relay.arrived.connect(self._on_event)
 
         self.scenario_list = QListWidget()
+        self.scenario_list.setWordWrap(True)
         for scenario in self._scenarios:
             item = QListWidgetItem(f"{scenario.number}. {scenario.title}")
             item.setData(Qt.ItemDataRole.UserRole, scenario.name)
@@ -197,6 +198,7 @@ class DemosPanel(QWidget):
         middle_layout.addWidget(self.narration, 1)
 
         right = QWidget()
+        right.setMinimumWidth(360)
         right_layout = QVBoxLayout(right)
         right_layout.addLayout(self._counters_layout())
         right_layout.addWidget(self.plot, 3)
@@ -207,6 +209,7 @@ class DemosPanel(QWidget):
         for widget in (left, middle, right):
             splitter.addWidget(widget)
         splitter.setStretchFactor(2, 2)
+        splitter.setSizes([320, 320, 640])
         outer = QVBoxLayout(self)
         outer.addWidget(splitter)
 
@@ -266,6 +269,8 @@ class DemosPanel(QWidget):
         for number, step in enumerate(scenario.narration, 1):
             self.narration.addItem(f"{number}. {step.title}\n{step.text}")
         self._build_knobs(scenario)
+        if not self.running:
+            self.status.setText("set the knobs, then Run (or Step through)")
         self.isolation_box.setVisible(bool(scenario.pairs))
         for box, title in zip(self._pane_boxes, scenario.pair_titles, strict=True):
             box.setTitle(title)
