@@ -42,6 +42,9 @@ REDRAW_MS = 50
 HISTORY = 600
 DISCOVER_S = 10.0
 EMBEDDED = "embedded stack"
+# Records read per partition and second to count lag exactly; beyond, lag is
+# counted in offsets from the next record (shown with ~), which costs nothing.
+COUNT_UP_TO = 200
 HIDDEN_EVERY = 5  # while the panel is hidden, sample on every 5th tick
 COLUMNS = CELL_NAMES
 
@@ -344,7 +347,7 @@ class LagPanel(QWidget):
     @Slot(str)
     def _on_cluster_changed(self, name: str) -> None:
         def connect() -> LagReader:
-            return LagReader(self._clients(name), timeout=5)
+            return LagReader(self._clients(name), timeout=5, count_up_to=COUNT_UP_TO)
 
         def done(reader: LagReader) -> None:
             self.model.use_reader(reader)
@@ -448,7 +451,8 @@ class LagPanel(QWidget):
 
 def create_panel(context: PanelContext) -> QWidget:
     embedded = {"bootstrap.servers": context.settings.bootstrap_servers}
-    model = LagModel(LagReader(embedded, timeout=5), context.bridge, context.messages)
+    reader = LagReader(embedded, timeout=5, count_up_to=COUNT_UP_TO)
+    model = LagModel(reader, context.bridge, context.messages)
     panel = LagPanel(model)
     model.setParent(panel)
     try:
