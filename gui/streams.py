@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import sys
 import threading
 import time
 from collections import deque
@@ -14,28 +12,6 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, Signal
 
 log = logging.getLogger(__name__)
-
-
-def make_singletons_immortal() -> None:
-    """Work around PySide6 6.12 taking references it never had from None/True/False.
-
-    Each None a Python ``data()``/``headerData()`` override returns to Qt
-    lowers None's reference count by one (measured: -57 per 20 repaints of a
-    50-row table), and bools returned from overrides such as ``eventFilter``
-    do the same to True and False. On CPython 3.11, where these are not yet
-    immortal, a count reaches zero after a while and the interpreter aborts
-    ("deallocating None"). Raising each count once by far more than a process
-    can lose makes them as immortal as they are from CPython 3.12 on.
-    """
-    if sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
-        return
-    for singleton in (None, True, False):
-        refcount = ctypes.c_ssize_t.from_address(id(singleton))
-        if refcount.value < 1 << 60:
-            refcount.value += 1 << 60
-
-
-make_singletons_immortal()
 
 
 class Pump(QObject):
