@@ -74,6 +74,9 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
         try:
             future.result(30)
         except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                log.debug("topic %s was not there to delete", name)
+                continue
             log.warning("could not delete topic %s: %s", name, exc)
 
 

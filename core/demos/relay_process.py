@@ -12,6 +12,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from core import workload
+from core.cdc import events
 from core.demos import kafka_io
 from core.demos.ledger import OutputRecord
 from core.demos.runner import RunContext
@@ -52,6 +53,9 @@ class RelayRunner:
             str(BATCH),
         ]
         self.status_file = ctx.settings.data_path / "relay" / f"{relay_id}.json"
+        # The relay's own position topic (where the relay keeps one per relay
+        # id), removed with the run's topics.
+        ctx.forget_topic(events.topic_for("cdc-studio", "relay-position", relay_id))
 
     @property
     def name(self) -> str:
