@@ -38,7 +38,7 @@ lint: setup
 	@$(BIN)/lint-imports
 
 bench: setup
-	@$(BIN)/python -m tests.bench.run
+	@$(BIN)/python -m tests.bench.all
 
 down:
 	@$(BIN)/cdc-studio stack down

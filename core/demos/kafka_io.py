@@ -86,8 +86,18 @@ def topic_names(bootstrap: str) -> list[str]:
 
 
 def partition_state(bootstrap: str, topic: str) -> dict[int, dict[str, Any]]:
-    """Leader, replicas and ISR per partition, from fresh metadata."""
-    metadata = admin(bootstrap).list_topics(topic, timeout=10)
+    """Leader, replicas and ISR per partition, from fresh metadata.
+
+    Empty when the cluster does not answer in time (a broker just stopped):
+    callers wait in a loop and ask again.
+    """
+    try:
+        metadata = admin(bootstrap).list_topics(topic, timeout=10)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._TIMED_OUT:
+            raise
+        log.debug("metadata of %s timed out; asking again later", topic)
+        return {}
     found = metadata.topics.get(topic)
     if found is None or found.error is not None:
         return {}

@@ -92,7 +92,8 @@ def release_thread() -> None:
     Pooled workers call this after each task.
     """
     jpype = sys.modules.get("jpype")
-    if jpype is None or not jpype.isJVMStarted():
+    started = getattr(jpype, "isJVMStarted", None)  # None while being imported
+    if started is None or not started():
         return
     thread = jpype.JClass("java.lang.Thread")
     if thread.isAttached() and not thread.currentThread().isDaemon():

@@ -38,7 +38,7 @@ def timed_up(stack: Stack) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--port-base", type=int, default=39090)
+    parser.add_argument("--port-base", type=int, default=23090)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="cdc-bench-") as tmp:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,13 +32,19 @@ def sasl_listener(stack: Stack) -> Iterator[int]:
 
 
 def files_containing(root: Path, secret: bytes) -> list[Path]:
-    return [
-        path
-        for path in root.rglob("*")
-        if path.is_file()
-        and "jvm" not in path.relative_to(root).parts[:1]  # our jars, not our data
-        and secret in path.read_bytes()
-    ]
+    """Files under ``root`` holding ``secret``; brokers delete folders meanwhile."""
+    found = []
+    for folder, _, names in os.walk(root):
+        if Path(folder).relative_to(root).parts[:1] == ("jvm",):  # our jars
+            continue
+        for name in names:
+            path = Path(folder) / name
+            try:
+                if secret in path.read_bytes():
+                    found.append(path)
+            except FileNotFoundError:
+                continue  # a segment or topic folder deleted as we walked
+    return found
 
 
 def test_sasl_profile_right_and_wrong_password_and_no_leak(
