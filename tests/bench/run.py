@@ -56,7 +56,7 @@ def main() -> int:
                 print(f"warm restart {run + 1}: {warm[-1]:.2f} s", flush=True)
                 stack.down(wipe=True)
         finally:
-            stack.down(wipe=True)
+            stack.down(wipe=stack.state_file.exists())
 
     cold_median = statistics.median(cold)
     warm_median = statistics.median(warm)
