@@ -220,6 +220,9 @@ def add_rule(conn: H2Connection, rule: CaptureRule) -> catalog.Table:
             [rule.schema, rule.table, column],
         )
 
+    # TODO: changes committed between this drop and the create below are not
+    # captured (H2 has no CREATE OR REPLACE TRIGGER; a second trigger first
+    # would capture them twice instead).
     _drop_trigger(conn, rule.schema, rule.table)
     ops = ", ".join(op.upper() for op in rule.operations)
     try:
