@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         help="GUI: do not start the embedded stack on opening",
     )
     parser.add_argument(
+        "--workload",
+        action="store_true",
+        help="GUI: once the stack is up, start the relay and the shop workload so "
+        "changes flow",
+    )
+    parser.add_argument(
         "--dashboard",
         action="store_true",
         help="GUI: full screen, large type, no editing controls (a wall display)",
@@ -370,6 +376,7 @@ def main(argv: Sequence[str] | None = None, open_gui: OpenGui | None = None) -> 
                 screenshot=args.screenshot,
                 start_stack=not args.no_stack,
                 dashboard=args.dashboard,
+                workload=args.workload,
             )
         if hasattr(args, "handler"):
             return int(args.handler(args, conf))

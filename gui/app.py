@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 _qt_log = logging.getLogger(__name__ + ".qt")
 
 DASHBOARD_SCALE = 1.6
+FLOW_BEFORE_SCREENSHOT_MS = 25_000  # the relay starts and changes reach the view
 # Qt's own notes that say nothing to a user of this application.
 _QUIET_QT = ("This plugin does not support propagateSizeHints()",)
 
@@ -45,12 +46,15 @@ def build_window(
     dashboard: bool = False,
     read_only: bool = False,
     panels: list[str] | None = None,
+    start_flow: bool = False,
 ) -> MainWindow:
     """The main window with every panel (or only ``panels``), on a QApplication."""
     bridge = Bridge()
     messages = Messages()
     stack = StackModel(settings, bridge, messages)
-    context = PanelContext(settings, bridge, messages, stack, dashboard, read_only)
+    context = PanelContext(
+        settings, bridge, messages, stack, dashboard, read_only, start_flow
+    )
     window = MainWindow(context, panels)
     bridge.setParent(window)
     stack.setParent(window)
@@ -62,11 +66,15 @@ def run_gui(
     screenshot: Path | None = None,
     start_stack: bool = True,
     dashboard: bool = False,
+    workload: bool = False,
 ) -> int:
     """Open the main window; start the embedded stack unless told not to.
 
-    With ``screenshot`` the window is saved to that PNG once the stack is ready
-    (or failed), and the application quits: for headless machines and docs.
+    With ``workload`` the relay and the shop workload start once the stack is
+    up, so changes flow from the first minute. With ``screenshot`` the window
+    is saved to that PNG once the stack is ready (or failed; with a workload,
+    once changes have flowed for a while), and the application quits: for
+    headless machines and docs.
     """
     if (
         not os.environ.get("DISPLAY")
@@ -90,7 +98,7 @@ def run_gui(
         font = QFont(QApplication.font())
         font.setPointSizeF(font.pointSizeF() * DASHBOARD_SCALE)
         QApplication.setFont(font)
-    window = build_window(settings, dashboard=dashboard)
+    window = build_window(settings, dashboard=dashboard, start_flow=workload)
     if dashboard:
         window.showFullScreen()
     else:
@@ -101,7 +109,11 @@ def run_gui(
     if screenshot is not None:
 
         def shoot(*_: object) -> None:
-            QTimer.singleShot(1500, lambda: _shoot_and_quit(window, screenshot))
+            delay_ms = 1500
+            if workload and "Pipeline" in window.docks:
+                window.docks["Pipeline"].raise_()
+                delay_ms = FLOW_BEFORE_SCREENSHOT_MS
+            QTimer.singleShot(delay_ms, lambda: _shoot_and_quit(window, screenshot))
 
         if start_stack:
             stack.started.connect(shoot)

@@ -50,6 +50,12 @@ class Messages:
         traceback in the log."""
         if isinstance(error, StudioError):
             self.say(logging.ERROR, f"{doing} failed: {error.args[0]}", error.hint)
+        elif isinstance(error, TimeoutError):
+            self.say(
+                logging.WARNING,
+                f"{doing} failed: no answer in time",
+                "check that the brokers and H2 are up (Stack panel); it is retried",
+            )
         else:
             log.error("%s failed with an unexpected error", doing, exc_info=error)
             self.say(

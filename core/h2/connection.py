@@ -93,7 +93,7 @@ def release_thread() -> None:
     """
     jpype = sys.modules.get("jpype")
     started = getattr(jpype, "isJVMStarted", None)  # None while being imported
-    if started is None or not started():
+    if jpype is None or started is None or not started():
         return
     thread = jpype.JClass("java.lang.Thread")
     if thread.isAttached() and not thread.currentThread().isDaemon():

@@ -27,14 +27,15 @@ class PanelContext:
     stack: StackModel
     dashboard: bool = False
     read_only: bool = False
+    start_flow: bool = False  # start the relay and the sample workload once up
 
 
 # Module names, in the order their docks open. Later features append here.
 PANELS: list[str] = [
     "gui.panels.stack_panel",
-    "gui.panels.demos",
+    "gui.panels.pipeline",
     "gui.panels.cluster",
     "gui.panels.consumers",
     "gui.panels.lag",
-    "gui.panels.pipeline",
+    "gui.panels.demos",
 ]

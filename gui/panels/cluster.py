@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 TITLE = "Cluster"
 AREA = "right"
+DASHBOARD = True
 REFRESH_MS = 1000
 TIMELINE_ROWS = 500
 

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 TITLE = "Lag"
 AREA = "bottom"
+DASHBOARD = True
 SAMPLE_MS = 1000
 REDRAW_MS = 50
 HISTORY = 600

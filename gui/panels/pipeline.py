@@ -98,8 +98,8 @@ class PipelineModel(QObject):
         self._feed_timer.setInterval(FEED_MS)
         self._feed_timer.timeout.connect(self._on_feed_tick)
 
-    def start(self) -> None:
-        if not self.settings.h2.url:  # the embedded database: the shop, first run
+    def start(self, load_shop: bool = True) -> None:
+        if load_shop and not self.settings.h2.url:  # embedded: the shop, first run
             self._bridge.run(self._ensure_shop, on_error=self._report("Loading shop"))
         self.feed.start()
         self.refresh()
@@ -503,5 +503,19 @@ def create_panel(context: PanelContext) -> QWidget:
     model = PipelineModel(context.settings, context.bridge, context.messages)
     panel = PipelinePanel(model, read_only=context.read_only)
     model.setParent(panel)
-    model.start()
+    if context.start_flow and not context.read_only:
+        # `make run`: once the stack is up, the shop's changes flow by themselves.
+        def flow(_: object) -> None:
+            def go(_: object) -> None:
+                model.start(load_shop=False)
+                model.start_relay("exactly-once")
+                model.start_workload()
+
+            context.bridge.run(
+                model._ensure_shop, on_done=go, on_error=model._report("Loading shop")
+            )
+
+        context.stack.started.connect(flow)
+    else:
+        model.start()
     return panel
