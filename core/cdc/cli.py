@@ -350,22 +350,42 @@ def _register_tail(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_tail(args: argparse.Namespace, conf: Settings) -> int:
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+    from confluent_kafka import (
+        OFFSET_BEGINNING,
+        OFFSET_END,
+        Consumer,
+        KafkaException,
+        TopicPartition,
+    )
 
+    from core.errors import KafkaUnreachableError
+    from core.kafka.connection import ClientLog
+
+    bootstrap = args.bootstrap or conf.bootstrap_servers
     config: dict[str, Any] = {
-        "bootstrap.servers": args.bootstrap or conf.bootstrap_servers,
+        "bootstrap.servers": bootstrap,
         "group.id": f"cdc-studio-tail-{uuid.uuid4().hex[:8]}",
         "isolation.level": args.isolation,
         "enable.auto.commit": False,
+        "logger": ClientLog(),  # brokers being down is said once, below
     }
     consumer = Consumer(config)
     count = 0
     try:
-        metadata = consumer.list_topics(args.topic, timeout=10).topics.get(args.topic)
+        try:
+            listed = consumer.list_topics(
+                args.topic, timeout=min(10, args.timeout or 10)
+            )
+        except KafkaException as exc:
+            raise KafkaUnreachableError(
+                f"No broker at {bootstrap} answers: {exc.args[0].str()}",
+                hint="start the stack (`cdc-studio stack up`) or check --bootstrap",
+            ) from exc
+        metadata = listed.topics.get(args.topic)
         if metadata is None or metadata.error is not None:
             raise RelayError(
                 f"Topic {args.topic} does not exist",
-                hint="list topics with `cdc-studio topics list` or start the relay",
+                hint="list topics with `cdc-studio cluster` or start the relay",
             )
         start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
         consumer.assign(

@@ -153,3 +153,33 @@ def test_leader_killed_new_leader_isr_and_rejoin(stack: Stack, bootstrap: str) -
     assert sorted(final["isr"]) == [1, 2, 3]  # type: ignore[arg-type]
     md = admin.list_topics(topic, timeout=10).topics[topic].partitions[0]
     assert sorted(md.isrs) == [1, 2, 3]
+
+
+def test_a_broker_starts_while_another_stays_down(stack: Stack, bootstrap: str) -> None:
+    assert stack.stop_broker(2) and stack.stop_broker(3)
+    try:
+        assert stack.start_broker(2, timeout=90)  # broker 3 is still down
+        up = {n.name: n.up for n in stack.status().nodes}
+        assert up == {
+            "controller": True,
+            "broker-1": True,
+            "broker-2": True,
+            "broker-3": False,
+            "h2": True,
+        }
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        assert 2 in admin.list_topics(timeout=10).brokers
+    finally:
+        stack.start_broker(2)
+        stack.start_broker(3)
+    wait_for(
+        lambda: all(
+            len(p.isrs) == len(p.replicas)
+            for t in AdminClient({"bootstrap.servers": bootstrap})
+            .list_topics(timeout=10)
+            .topics.values()
+            for p in t.partitions.values()
+        ),
+        120,
+        "every ISR full again",
+    )
