@@ -197,7 +197,12 @@ class Relay:
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.flush(5)
+            try:
+                self._producer.flush(5)
+            except KafkaException as exc:
+                # After a fatal error (fenced, invalid state) flush raises too;
+                # the error itself was reported when it happened.
+                log.debug("flush at close failed: %s", exc)
             self._producer = None
         outbox.close_quietly(self._conn)
         self._conn = None

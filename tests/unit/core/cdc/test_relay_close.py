@@ -1,0 +1,22 @@
+"""Closing a relay whose producer failed fatally does not raise again."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+
+from core.cdc.relay import Relay
+
+
+class _FencedProducer:
+    def flush(self, timeout: float) -> int:
+        raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+
+def test_close_after_a_fatal_error_is_quiet() -> None:
+    relay = Relay.__new__(Relay)  # only the parts close() touches
+    relay._producer = _FencedProducer()
+    relay._conn = None
+
+    relay.close()
+
+    assert relay._producer is None
