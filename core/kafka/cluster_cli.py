@@ -56,7 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("name")
     create.add_argument("--partitions", type=int, default=3)
     create.add_argument("--replication-factor", type=int, default=3)
-    create.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
+    create.add_argument(
+        "--config",
+        dest="topic_configs",  # not the global --config (the settings file)
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+    )
     alter = actions.add_parser("alter", help="set topic configs (KEY= resets one)")
     alter.add_argument("name")
     alter.add_argument("configs", nargs="+", metavar="KEY=VALUE")
@@ -271,7 +277,10 @@ def _cmd_topic(args: argparse.Namespace, conf: Settings) -> int:
     try:
         if action == "create":
             inspector.create_topic(
-                args.name, args.partitions, args.replication_factor, _pairs(args.config)
+                args.name,
+                args.partitions,
+                args.replication_factor,
+                _pairs(args.topic_configs),
             )
             data: dict[str, Any] = {"created": args.name}
             text = f"created topic {args.name}"
@@ -284,6 +293,12 @@ def _cmd_topic(args: argparse.Namespace, conf: Settings) -> int:
             partitions = None
             if args.names:
                 snapshot = inspector.snapshot(offsets=False, configs=False)
+                missing = sorted(set(args.names) - set(snapshot.topics))
+                if missing:
+                    raise SettingsError(
+                        f"No topic named {', '.join(missing)}",
+                        hint="run `cdc-studio cluster` to list the topics",
+                    )
                 partitions = [
                     (p.topic, p.partition)
                     for name in args.names

@@ -189,7 +189,10 @@ def _cmd_tail(args: argparse.Namespace, conf: Settings) -> int:
     seen = 0
     try:
         while args.count is None or seen < args.count:
-            for record in tail.poll(timeout=0.5):
+            # Ask for no more than will be printed: with a group, what poll
+            # hands over is what the group commits.
+            wanted = 500 if args.count is None else args.count - seen
+            for record in tail.poll(max_records=wanted, timeout=0.5):
                 emit(
                     args.json, record.to_json(), functools.partial(_record_text, record)
                 )
