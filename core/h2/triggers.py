@@ -195,6 +195,7 @@ def add_rule(conn: H2Connection, rule: CaptureRule) -> catalog.Table:
     """Store ``rule`` and (re)install its trigger; harmless when repeated."""
     ensure_metadata(conn)
     table = validate(conn, rule)
+    previous = get_rule(conn, rule.schema, rule.table)
     conn.run(
         f"MERGE INTO {RULES} (TABLE_SCHEMA, TABLE_NAME, OPS, PREDICATE, MODE, "
         "TOMBSTONE, WEBHOOK_URL, WEBHOOK_TOKEN) KEY (TABLE_SCHEMA, TABLE_NAME) "
@@ -233,6 +234,9 @@ def add_rule(conn: H2Connection, rule: CaptureRule) -> catalog.Table:
         )
     except H2Error as exc:
         remove_rule(conn, rule.schema, rule.table)
+        if previous is not None and previous != rule:
+            # A failed change leaves the rule that worked before in place.
+            add_rule(conn, previous)
         if _is_class_missing(exc):
             raise _classes_missing(exc) from exc
         raise CaptureError(

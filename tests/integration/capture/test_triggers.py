@@ -192,3 +192,21 @@ def test_unknown_table_and_bad_predicate_are_errors(
     with pytest.raises(CaptureError, match="Cannot install"):
         triggers.add_rule(h2, CaptureRule("PUBLIC", table_name, predicate="NOPE > 1"))
     assert triggers.get_rule(h2, "PUBLIC", table_name) is None
+
+
+def test_a_failed_rule_change_keeps_the_working_rule(
+    h2: H2Connection, table_name: str
+) -> None:
+    h2.run(f"CREATE TABLE {table_name} (ID INT PRIMARY KEY, V INT)")
+    working = CaptureRule("PUBLIC", table_name, predicate="V > 5")
+    triggers.add_rule(h2, working)
+
+    with pytest.raises(CaptureError, match="Cannot install"):
+        triggers.add_rule(h2, CaptureRule("PUBLIC", table_name, predicate="BOGUS > 5"))
+
+    assert triggers.get_rule(h2, "PUBLIC", table_name) == working
+    statuses = [s for s in triggers.list_rules(h2) if s.rule.table == table_name]
+    assert [s.installed for s in statuses] == [True]
+    h2.run(f"INSERT INTO {table_name} VALUES (1, 9), (2, 1)")
+    rows = outbox_rows(h2, "PUBLIC", table_name)
+    assert [(op, key) for op, key, _, _ in rows] == [("c", '{"ID":1}')]
