@@ -210,3 +210,22 @@ def test_a_failed_rule_change_keeps_the_working_rule(
     h2.run(f"INSERT INTO {table_name} VALUES (1, 9), (2, 1)")
     rows = outbox_rows(h2, "PUBLIC", table_name)
     assert [(op, key) for op, key, _, _ in rows] == [("c", '{"ID":1}')]
+
+
+def test_changes_after_alter_table_keep_the_table_name(
+    h2: H2Connection, table_name: str
+) -> None:
+    h2.run(f"CREATE TABLE {table_name} (ID INT PRIMARY KEY, V INT)")
+    triggers.add_rule(h2, CaptureRule("PUBLIC", table_name, predicate="V > 5"))
+
+    h2.run(f"ALTER TABLE {table_name} ADD COLUMN NEWC INT")  # H2 rebuilds the table
+    h2.run(f"INSERT INTO {table_name} VALUES (1, 9, 5), (2, 1, 5)")
+
+    rows = outbox_rows(h2, "PUBLIC", table_name)
+    assert [(op, key) for op, key, _, _ in rows] == [("c", '{"ID":1}')]
+    assert json.loads(rows[0][3]) == {"ID": 1, "V": 9, "NEWC": 5}
+    others = h2.query(
+        f"SELECT COUNT(*) FROM {triggers.OUTBOX} WHERE TABLE_NAME LIKE ?",
+        [f"{table_name}_COPY%"],
+    )
+    assert others == [[0]]

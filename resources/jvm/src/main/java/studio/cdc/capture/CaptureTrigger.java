@@ -38,6 +38,8 @@ import org.h2.tools.TriggerAdapter;
  */
 public final class CaptureTrigger extends TriggerAdapter {
     static final String META_SCHEMA = "CDC_STUDIO";
+    /** Capture triggers are named this plus the table's name (core/h2/triggers.py). */
+    static final String TRIGGER_PREFIX = "CDC$CAPTURE$";
     private static final String INSERT_OUTBOX = "INSERT INTO \"CDC_STUDIO\".\"OUTBOX\""
             + "(TX_ID, TABLE_SCHEMA, TABLE_NAME, OP, KEY_JSON, BEFORE_JSON, AFTER_JSON,"
             + " CHANGED_AT_MS, TOMBSTONE) VALUES (? || CAST(TRANSACTION_ID() AS VARCHAR),"
@@ -60,12 +62,21 @@ public final class CaptureTrigger extends TriggerAdapter {
     private String webhookUrl;
     private String webhookToken;
     private String predicateSql;
+    private String capturedTable;
     private List<String> predicateColumns;
 
     @Override
     public void init(Connection conn, String schemaName, String triggerName,
             String tableName, boolean before, int type) throws SQLException {
         super.init(conn, schemaName, triggerName, tableName, before, type);
+        // ALTER TABLE rebuilds a table as a copy with another name and moves
+        // its triggers there before renaming it back: the trigger's own name
+        // (CDC$CAPTURE$<table>) names the captured table, whatever H2 passed.
+        // Column metadata comes from the table H2 passed (the copy, during
+        // the rebuild); the rule and the events use the captured table's name.
+        int at = triggerName.indexOf(TRIGGER_PREFIX);  // H2 may qualify the name
+        capturedTable = at < 0 ? tableName
+                : triggerName.substring(at + TRIGGER_PREFIX.length()).replace("\"", "");
         loadKey(conn);
         loadRule(conn);
     }
@@ -88,7 +99,7 @@ public final class CaptureTrigger extends TriggerAdapter {
                         + " FROM \"CDC_STUDIO\".\"CAPTURE_RULES\""
                         + " WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")) {
             ps.setString(1, schemaName);
-            ps.setString(2, tableName);
+            ps.setString(2, capturedTable);
             try (ResultSet rs = ps.executeQuery()) {
                 if (rs.next()) {
                     mode = rs.getString(1);
@@ -103,7 +114,7 @@ public final class CaptureTrigger extends TriggerAdapter {
                 "SELECT COLUMN_NAME FROM \"CDC_STUDIO\".\"CAPTURE_RULE_COLUMNS\""
                         + " WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")) {
             ps.setString(1, schemaName);
-            ps.setString(2, tableName);
+            ps.setString(2, capturedTable);
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     changedColumns.add(rs.getString(1));
@@ -237,14 +248,14 @@ public final class CaptureTrigger extends TriggerAdapter {
             String afterJson) throws SQLException {
         long now = System.currentTimeMillis();
         if ("webhook".equals(mode)) {
-            Http.postChange(webhookUrl, webhookToken, schemaName, tableName, op, keyJson,
+            Http.postChange(webhookUrl, webhookToken, schemaName, capturedTable, op, keyJson,
                     beforeJson, afterJson, now);
             return;
         }
         try (PreparedStatement ps = conn.prepareStatement(INSERT_OUTBOX)) {
             ps.setString(1, TX_PREFIX);
             ps.setString(2, schemaName);
-            ps.setString(3, tableName);
+            ps.setString(3, capturedTable);
             ps.setString(4, op);
             ps.setString(5, keyJson);
             ps.setString(6, beforeJson);
