@@ -417,7 +417,7 @@ def _cmd_tail(args: argparse.Namespace, conf: Settings) -> int:
                     flush=True,
                 )
             else:
-                print(f"{key}\t{value}", flush=True)
+                print(f"{_or_null(key)}\t{_or_null(value)}", flush=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -529,3 +529,8 @@ def _cmd_webhook(args: argparse.Namespace, conf: Settings) -> int:
         ),
     )
     return 0
+
+
+def _or_null(text: str | None) -> str:
+    """A record's key or value for people: a null one as "(null)"."""
+    return "(null)" if text is None else text

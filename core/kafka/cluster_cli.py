@@ -173,7 +173,11 @@ def _cmd_cluster(args: argparse.Namespace, conf: Settings) -> int:
 
 
 def _dash(value: object) -> object:
-    return "-" if value is None else value
+    """An offset for people: "-" when unknown (None, or librdkafka's negative
+    markers such as -1001 while a partition's leader is gone)."""
+    if value is None or (isinstance(value, int) and value < 0):
+        return "-"
+    return value
 
 
 def cluster_text(snapshot: ClusterSnapshot) -> str:

@@ -206,12 +206,16 @@ def _cmd_tail(args: argparse.Namespace, conf: Settings) -> int:
     return 0
 
 
+def _text(value: object) -> str:
+    return "(null)" if value is None else str(value)
+
+
 def _record_text(record: Any) -> str:
     data = record.to_json()
     headers = f" headers={data['headers']}" if data["headers"] else ""
     return (
         f"{data['partition']}:{data['offset']} ts={data['timestamp_ms']} "
-        f"key={data['key']} value={data['value']}{headers}"
+        f"key={_text(data['key'])} value={_text(data['value'])}{headers}"
     )
 
 
