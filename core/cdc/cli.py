@@ -285,6 +285,13 @@ def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
         schemas=tuple(args.schemas),
         bootstrap_servers=args.bootstrap,
     )
+    for running in read_statuses(conf):
+        if running.get("relay_id") == config.relay_id and running["alive"]:
+            raise RelayError(
+                f"Relay {config.relay_id} is already running (pid {running['pid']})",
+                hint="stop it first, or give this one another --relay-id: two "
+                "relays with one id fence each other",
+            )
     path = status_dir(conf) / f"{config.relay_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     create_time = psutil.Process().create_time()
