@@ -222,8 +222,10 @@ def read_statuses(conf: Settings) -> list[dict[str, Any]]:
         alive = bool(pid) and psutil.pid_exists(pid)
         if alive and data.get("create_time"):
             try:
+                process = psutil.Process(pid)
                 alive = (
-                    abs(psutil.Process(pid).create_time() - data["create_time"]) < 0.01
+                    abs(process.create_time() - data["create_time"]) < 0.01
+                    and process.status() != psutil.STATUS_ZOMBIE  # killed, not reaped
                 )
             except psutil.Error:
                 alive = False
