@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -19,6 +21,30 @@ from core.h2.triggers import CaptureRule
 from core.settings import Settings
 from core.stack import Stack
 from tests.integration.capture.conftest import read_topic, restart_h2
+
+
+@contextmanager
+def running_relay(
+    settings: Settings, config: RelayConfig
+) -> Iterator[tuple[Relay, list[BaseException]]]:
+    """A relay running on a thread for the block; what it raised, in the list."""
+    relay = Relay(settings, config)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            relay.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="relay-under-test")
+    thread.start()
+    try:
+        yield relay, errors
+    finally:
+        stop.set()
+        thread.join(60)
 
 
 def _wait(condition: object, timeout: float, what: str) -> None:
@@ -43,19 +69,7 @@ def test_relay_waits_for_h2_restart_and_resumes(
         relay_id=f"outage-{uuid.uuid4().hex[:8]}",
         schemas=(schema,),
     )
-    relay = Relay(stack_settings, config)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            relay.run(stop)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="relay-under-test")
-    thread.start()
-    try:
+    with running_relay(stack_settings, config) as (relay, errors):
         _wait(lambda: relay.stats.published >= 2, 60, "the first two changes")
         restart_h2(stack)
         with H2Connection(stack_settings) as conn:
@@ -63,9 +77,6 @@ def test_relay_waits_for_h2_restart_and_resumes(
             _wait(
                 lambda: not outbox.fetch(conn, 1, (schema,)), 60, "the outbox to drain"
             )
-    finally:
-        stop.set()
-        thread.join(60)
 
     records = read_topic(bootstrap, topic_for(config.prefix, schema, "T"), at_least=4)
     assert errors == []
@@ -93,37 +104,29 @@ def test_relay_waits_for_brokers_and_resumes(
         relay_id=f"brokers-{uuid.uuid4().hex[:8]}",
         schemas=(schema,),
     )
-    relay = Relay(stack_settings, config)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
+    with running_relay(stack_settings, config) as (relay, errors):
         try:
-            relay.run(stop)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="relay-under-test")
-    thread.start()
-    try:
-        _wait(lambda: relay.stats.published >= 1, 60, "the first change")
-        stack.stop_broker(2)
-        stack.stop_broker(3)
-        h2.run(f"INSERT INTO {quote(schema)}.B VALUES (2), (3)")
-        _wait(lambda: relay.stats.state == "waiting for Kafka", 60, "the relay to wait")
-        waiting_published = relay.stats.published
-    finally:
-        # up() starts both at once; start_broker(2) alone would wait for broker 3.
-        stack.up()
-    try:
-        _wait(lambda: not outbox.fetch(h2, 1, (schema,)), 120, "the outbox to drain")
-    finally:
-        stop.set()
-        thread.join(60)
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        kafka_io.wait_for_full_isr(
-            bootstrap, list(admin.list_topics(timeout=30).topics)
-        )
+            _wait(lambda: relay.stats.published >= 1, 60, "the first change")
+            stack.stop_broker(2)
+            stack.stop_broker(3)
+            h2.run(f"INSERT INTO {quote(schema)}.B VALUES (2), (3)")
+            _wait(
+                lambda: relay.stats.state == "waiting for Kafka",
+                60,
+                "the relay to wait",
+            )
+            waiting_published = relay.stats.published
+        finally:
+            stack.up()  # both brokers back at once
+        try:
+            _wait(
+                lambda: not outbox.fetch(h2, 1, (schema,)), 120, "the outbox to drain"
+            )
+        finally:
+            admin = AdminClient({"bootstrap.servers": bootstrap})
+            kafka_io.wait_for_full_isr(
+                bootstrap, list(admin.list_topics(timeout=30).topics)
+            )
 
     records = read_topic(bootstrap, topic_for(config.prefix, schema, "B"), at_least=3)
     assert errors == []
