@@ -503,6 +503,13 @@ def _register_webhook(sub: argparse._SubParsersAction) -> None:
     hook.add_argument("--port", type=int, default=0, help="default: any free port")
     hook.add_argument("--prefix", default="h2", help="topic prefix")
     hook.add_argument("--duration", type=float, default=0, help="seconds (0: until ^C)")
+    hook.add_argument(
+        "--table",
+        action="append",
+        default=[],
+        help="create this table's topic before changes arrive (repeat)",
+    )
+    hook.add_argument("--schema", default="PUBLIC", help="schema of --table")
     hook.add_argument("--json", action="store_true")
     hook.set_defaults(handler=_cmd_webhook)
 
@@ -515,6 +522,12 @@ def _cmd_webhook(args: argparse.Namespace, conf: Settings) -> int:
         signal.signal(sig, lambda *_: stop.set())
     receiver = WebhookReceiver(conf, port=args.port, prefix=args.prefix)
     url = receiver.start()
+    if args.table:
+        try:
+            receiver.prepare(args.schema, args.table)
+        except BaseException:
+            receiver.stop()
+            raise
     emit(
         args.json,
         {"url": url, "token": receiver.token},

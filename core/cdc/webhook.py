@@ -6,6 +6,7 @@ API::
     url = receiver.start()       # http://127.0.0.1:PORT/changes
     receiver.token               # per-run secret; the trigger sends X-CDC-Token
     receiver.stats               # received, produced, refused
+    receiver.prepare("APP", ["ORDERS"])  # create the topics before changes come
     receiver.stop()
 
 then ``triggers.add_rule(conn, CaptureRule(..., mode="webhook",
@@ -124,6 +125,18 @@ class WebhookReceiver:
             self._producer = None
         log.info("webhook receiver stopped")
 
+    def prepare(self, schema: str, tables: list[str]) -> None:
+        """Create the topics of ``tables`` now, before the first change is posted.
+
+        Otherwise the first post waits for topic creation while the trigger's
+        HTTP client waits for the answer, and a slow cluster turns that wait
+        into a lost change that has nothing to do with the receiver being down.
+        """
+        topics = {topic_for(self.prefix, schema, table) for table in tables}
+        ensure_topics(self.bootstrap, topics, self.partitions, self.replication_factor)
+        with self._lock:
+            self._topics |= topics
+
     def flush(self, timeout: float = 30) -> int:
         """Wait for produced events to be acknowledged; how many are left."""
         return 0 if self._producer is None else self._producer.flush(timeout)
@@ -205,6 +218,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         status = self.receiver.accept(self.headers.get("X-CDC-Token", ""), body)
         self.send_response(status)
+        # One request per connection, said out loud: a client that pooled the
+        # connection would reuse it after we closed it and lose that change.
+        self.send_header("Connection", "close")
         self.send_header("Content-Length", "0")
         self.end_headers()
 

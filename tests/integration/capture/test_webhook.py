@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from core import settings
 from core.cdc.events import topic_for
 from core.cdc.webhook import WebhookReceiver
+from core.cli import main
 from core.h2 import triggers
 from core.h2.catalog import quote
 from core.h2.connection import H2Connection
@@ -23,6 +29,7 @@ def test_webhook_sends_rolled_back_changes_and_loses_changes_while_down(
     h2.run(f"CREATE TABLE {quote(schema)}.HOOKED (ID INT PRIMARY KEY, V VARCHAR)")
     receiver = WebhookReceiver(stack_settings, port=PORT_BASE + 200, prefix="hook")
     url = receiver.start()
+    receiver.prepare(schema, ["HOOKED"])
     triggers.add_rule(
         h2,
         CaptureRule(
@@ -58,3 +65,28 @@ def test_webhook_sends_rolled_back_changes_and_loses_changes_while_down(
     assert sorted(v["after"]["V"] for v in values) == ["committed", "rolled back"]
     assert h2.query(f"SELECT ID FROM {table} ORDER BY ID") == [[1], [3]]
     assert (receiver.stats.received, receiver.stats.refused) == (2, 1)
+
+
+def test_webhook_command_creates_the_topics_it_is_told_before_changes_come(
+    stack_settings: Settings,
+    bootstrap: str,
+    schema: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = settings.save(stack_settings, tmp_path / "settings.toml")
+    args = ["--config", str(config), "webhook", "run", "--prefix", "hookcli"]
+    table_args = ["--schema", schema, "--table", "A", "--table", "B"]
+
+    code = main([*args, *table_args, "--duration", "0.2", "--json"])
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert lines[0]["url"].startswith("http://127.0.0.1:")
+    assert (lines[1]["received"], lines[1]["produced"]) == (0, 0)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = admin.list_topics(timeout=30).topics
+    for table in ("A", "B"):
+        topic = topics[topic_for("hookcli", schema, table)]
+        assert len(topic.partitions) == 3
+        assert {len(p.replicas) for p in topic.partitions.values()} == {3}

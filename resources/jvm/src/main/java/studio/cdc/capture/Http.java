@@ -24,9 +24,12 @@ import java.time.Duration;
  * server's stderr, never failing the user's transaction).
  */
 public final class Http {
-    private static final Duration TIMEOUT = Duration.ofSeconds(2);
+    private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(2);
+    // Long enough that a receiver on a loaded machine still answers in time;
+    // a receiver that is down refuses the connection at once anyway.
+    private static final Duration TIMEOUT = Duration.ofSeconds(10);
     private static final HttpClient CLIENT = HttpClient.newBuilder()
-            .connectTimeout(TIMEOUT)
+            .connectTimeout(CONNECT_TIMEOUT)
             .version(HttpClient.Version.HTTP_1_1)
             .build();
 
