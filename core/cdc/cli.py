@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 
 from core.cli import emit, table
-from core.errors import RelayError
+from core.errors import H2Error, RelayError
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -245,9 +245,17 @@ def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
         statuses = read_statuses(conf)
         with H2Connection(conf) as conn:
             backlog = outbox.backlog(conn)
+            try:
+                claims = outbox.claims(conn)
+            except H2Error:  # a database no relay of this version has seen yet
+                claims = {}
+        claimed = "".join(
+            f"\nschema {schema} is claimed by {owner}: only it publishes there"
+            for schema, owner in claims.items()
+        )
         emit(
             args.json,
-            {"relays": statuses, "backlog": backlog},
+            {"relays": statuses, "backlog": backlog, "claims": claims},
             lambda: (
                 table(
                     [
@@ -273,6 +281,7 @@ def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
                     ],
                 )
                 + f"\noutbox backlog: {backlog}"
+                + claimed
             ),
         )
         return 0

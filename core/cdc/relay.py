@@ -34,7 +34,12 @@ being fenced by a newer relay with the same id) -> stop, raising
 ``RelayFencedError`` / ``RelayError``. A broker outage or an H2 restart makes
 the relay wait and resume. A change too large for Kafka is moved to
 ``CDC_STUDIO.OUTBOX_REJECTED`` and logged with its table and key; the others
-go on. One relay per outbox.
+go on.
+
+One relay per schema: a relay given ``schemas`` claims them in
+``CDC_STUDIO.RELAY_CLAIMS`` (see core/h2/outbox.py), and a relay for all
+schemas skips claimed ones, so a demo's relay and the user's relay can run
+side by side on one database.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from core.cdc import events
 from core.cdc.events import OutboxRow
 from core.errors import H2Error, RelayError, RelayFencedError
-from core.h2 import outbox
+from core.h2 import outbox, triggers
 from core.h2.connection import H2Connection
 from core.settings import Settings
 
@@ -188,6 +193,7 @@ class Relay:
                     continue
                 if not published:
                     stop.wait(self.config.poll_interval_s)
+            self._release_claims()
             self._set_state("stopped")
         except RelayError as exc:
             self._set_state("failed", str(exc.args[0]))
@@ -267,6 +273,9 @@ class Relay:
         return len(rows)
 
     def _start(self) -> None:
+        conn = self._h2()
+        triggers.ensure_metadata(conn)
+        outbox.claim(conn, self.config.schemas, self.config.relay_id)
         self._ensure_topics({self.position_topic}, position=True)
         self._producer = Producer(self._producer_config())
         if self.transactional:
@@ -284,6 +293,20 @@ class Relay:
                 )
                 self._pending_delete = seqs
         self._started = True
+
+    def _release_claims(self) -> None:
+        """A clean stop gives the schemas back to relays for all schemas."""
+        if not self._started or not self.config.schemas:
+            return
+        try:
+            outbox.release(self._h2(), self.config.relay_id, self.config.schemas)
+        except H2Error as exc:
+            log.info(
+                "relay %s keeps its claim on %s (H2 unavailable: %s)",
+                self.config.relay_id,
+                ", ".join(self.config.schemas),
+                exc.args[0],
+            )
 
     def _producer_or_fail(self) -> Producer:
         if self._producer is None:

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 EXIT_DONE = 0
 EXIT_FENCED = 3
 EXIT_FAILED = 4
+# Demo schemas are claimed from their creation, before their relay starts, so
+# that a relay the user runs for all schemas never takes a demo's changes.
+DEMO_OWNER = "cdc-studio demo"
 
 _FENCED = {
     KafkaError._FENCED,
@@ -218,13 +221,14 @@ def run_workload(spec: dict[str, Any], report: Reporter) -> int:
     that is the ledger of what the relay must publish.
     """
     from core import workload
-    from core.h2 import triggers
+    from core.h2 import outbox, triggers
     from core.h2.connection import H2Connection
 
     schema = spec["schema"]
     with H2Connection(_settings(spec)) as conn:
         triggers.ensure_metadata(conn)
         conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        outbox.claim(conn, (schema,), DEMO_OWNER)
         workload.ensure_shop(conn, schema=schema)
         seeded = conn.query(
             f"SELECT SEQ FROM {triggers.OUTBOX} WHERE TABLE_SCHEMA = ?", [schema]
@@ -290,6 +294,7 @@ def run_workload_cleanup(spec: dict[str, Any], report: Reporter) -> int:
             triggers.remove_rule(conn, schema, table)
         conn.run(f"DELETE FROM {triggers.OUTBOX} WHERE TABLE_SCHEMA = ?", [schema])
         conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.run(f"DELETE FROM {triggers.CLAIMS} WHERE TABLE_SCHEMA = ?", [schema])
     report.say("done", f"schema {schema} removed")
     return EXIT_DONE
 
@@ -305,7 +310,7 @@ def run_dual_capture(spec: dict[str, Any], report: Reporter) -> int:
     """
     import random
 
-    from core.h2 import triggers
+    from core.h2 import outbox, triggers
     from core.h2.connection import H2Connection
     from core.h2.triggers import CaptureRule
 
@@ -316,6 +321,7 @@ def run_dual_capture(spec: dict[str, Any], report: Reporter) -> int:
     with H2Connection(_settings(spec)) as conn:
         triggers.ensure_metadata(conn)
         conn.run(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        outbox.claim(conn, (schema,), DEMO_OWNER)
         for table in ("HOOKED", "BOXED"):
             conn.run(
                 f"CREATE TABLE {quoted}.{table} (ID INT PRIMARY KEY, "

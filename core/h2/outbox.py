@@ -1,4 +1,14 @@
-"""The outbox table as the relay uses it: read a batch, delete, reject, count."""
+"""The outbox table as the relay uses it: read a batch, delete, reject, count.
+
+Claims: a relay started for given schemas claims them (``claim``), and a
+relay for all schemas leaves claimed schemas alone, so a demo's relay and
+the user's relay never publish the same rows under two transactional ids.
+A claim outlives a crash of its relay on purpose: the rows wait for that
+relay, which knows from its position topic what it already published. A
+clean stop releases it (``release``). The first claim holds: a demo claims
+its schema when it creates it, and its relays' own claims then change
+nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,7 @@ import time
 
 from core.cdc.events import OUTBOX_COLUMNS, OutboxRow
 from core.h2.connection import H2Connection
-from core.h2.triggers import OUTBOX, REJECTED
+from core.h2.triggers import CLAIMS, OUTBOX, REJECTED
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +32,51 @@ def fetch(
     Per key this is commit order: a second change of a row waits for the
     row lock of the first, so it gets a higher sequence and commits later.
     """
-    where = ""
     if schemas:
         where = "WHERE TABLE_SCHEMA IN (" + ", ".join("?" * len(schemas)) + ") "
+    else:
+        where = f"WHERE TABLE_SCHEMA NOT IN (SELECT TABLE_SCHEMA FROM {CLAIMS}) "
     rows = conn.query(
         f"SELECT {OUTBOX_COLUMNS} FROM {OUTBOX} {where}ORDER BY SEQ LIMIT ?",
         [*schemas, limit],
     )
     return [OutboxRow.from_row(r) for r in rows]
+
+
+def claim(conn: H2Connection, schemas: tuple[str, ...], owner: str) -> None:
+    """Reserve ``schemas`` for ``owner`` unless someone holds them already:
+    relays for all schemas skip claimed schemas."""
+    now = int(time.time() * 1000)
+    for schema in schemas:
+        conn.run(
+            f"INSERT INTO {CLAIMS} (TABLE_SCHEMA, OWNER, CLAIMED_AT_MS) "
+            f"SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM {CLAIMS} "
+            "WHERE TABLE_SCHEMA = ?)",
+            [schema, owner, now, schema],
+        )
+    if schemas:
+        log.debug("%s claimed schemas %s", owner, ", ".join(schemas))
+
+
+def release(conn: H2Connection, owner: str, schemas: tuple[str, ...] = ()) -> int:
+    """Give back ``owner``'s claims (only those of ``schemas`` when given)."""
+    if not schemas:
+        result = conn.run(f"DELETE FROM {CLAIMS} WHERE OWNER = ?", [owner])
+        return result.update_count or 0
+    released = 0
+    for schema in schemas:
+        result = conn.run(
+            f"DELETE FROM {CLAIMS} WHERE OWNER = ? AND TABLE_SCHEMA = ?",
+            [owner, schema],
+        )
+        released += result.update_count or 0
+    return released
+
+
+def claims(conn: H2Connection) -> dict[str, str]:
+    """Claimed schema -> owner."""
+    rows = conn.query(f"SELECT TABLE_SCHEMA, OWNER FROM {CLAIMS} ORDER BY 1")
+    return {str(s): str(o) for s, o in rows}
 
 
 def delete(conn: H2Connection, seqs: list[int]) -> int:

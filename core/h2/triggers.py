@@ -3,7 +3,8 @@
 API (used by the CLI, the GUI and the demos):
 
 - ``ensure_metadata(conn)``: create the ``CDC_STUDIO`` schema (rule tables,
-  outbox, rejected outbox rows, ``CDC_HTTP_POST`` and version functions) if
+  outbox, rejected outbox rows, relay claims, ``CDC_HTTP_POST`` and version
+  functions) if
   missing, and check that the server runs our capture classes; raises
   ``CaptureError`` otherwise. Idempotent.
 - ``add_rule(conn, rule)``: store the rule and (re)install the table's
@@ -47,6 +48,7 @@ OUTBOX = f'"{META}"."OUTBOX"'
 REJECTED = f'"{META}"."OUTBOX_REJECTED"'
 RULES = f'"{META}"."CAPTURE_RULES"'
 RULE_COLUMNS = f'"{META}"."CAPTURE_RULE_COLUMNS"'
+CLAIMS = f'"{META}"."RELAY_CLAIMS"'
 TRIGGER_CLASS = "studio.cdc.capture.CaptureTrigger"
 EXPECTED_VERSION = "0.1.0/capture-1"
 OPERATIONS = ("insert", "update", "delete")
@@ -77,6 +79,9 @@ _DDL = (
     f"CREATE TABLE IF NOT EXISTS {REJECTED} ("
     "SEQ BIGINT PRIMARY KEY, " + _OUTBOX_COLUMNS + ", "
     "REASON CHARACTER VARYING, REJECTED_AT_MS BIGINT)",
+    f"CREATE TABLE IF NOT EXISTS {CLAIMS} ("
+    "TABLE_SCHEMA CHARACTER VARYING PRIMARY KEY, OWNER CHARACTER VARYING NOT NULL, "
+    "CLAIMED_AT_MS BIGINT NOT NULL)",
     f'CREATE ALIAS IF NOT EXISTS "{META}"."CDC_CAPTURE_VERSION" '
     "FOR 'studio.cdc.capture.Probe.version'",
     f'CREATE ALIAS IF NOT EXISTS "{META}"."CDC_HTTP_POST" '

@@ -158,6 +158,13 @@ def _cmd_lag(args: argparse.Namespace, conf: Settings) -> int:
                 GroupTarget(g, topics, args.isolation, args.reset) for g in names
             ]
             sample: LagSample = reader.sample(targets)
+            if topics and not args.group:
+                # Every group was asked: show those with an offset in the topics.
+                sample.groups[:] = [
+                    g
+                    for g in sample.groups
+                    if any(p.committed is not None for p in g.partitions)
+                ]
             emit(args.json, sample.to_json(), functools.partial(_lag_text, sample))
             if not args.watch:
                 return 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +14,7 @@ import psutil
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from core.cdc.relay import Relay, RelayConfig
 from core.h2 import triggers
 from core.h2.connection import H2Connection
 from core.settings import Settings
@@ -36,13 +39,24 @@ def table_name(h2: H2Connection) -> Iterator[str]:
     h2.run(f"DELETE FROM {triggers.OUTBOX} WHERE TABLE_NAME = ?", [name])
 
 
-@pytest.fixture
-def schema(h2: H2Connection) -> Iterator[str]:
-    """A unique schema for one test, so that its relay sees only its changes."""
+def _unique_schema(h2: H2Connection) -> Iterator[str]:
     name = f"S_{uuid.uuid4().hex[:10].upper()}"
     h2.run(f'CREATE SCHEMA "{name}"')
     yield name
     h2.run(f"DELETE FROM {triggers.OUTBOX} WHERE TABLE_SCHEMA = ?", [name])
+    h2.run(f"DELETE FROM {triggers.CLAIMS} WHERE TABLE_SCHEMA = ?", [name])
+
+
+@pytest.fixture
+def schema(h2: H2Connection) -> Iterator[str]:
+    """A unique schema for one test, so that its relay sees only its changes."""
+    yield from _unique_schema(h2)
+
+
+@pytest.fixture
+def other_schema(h2: H2Connection) -> Iterator[str]:
+    """A second unique schema."""
+    yield from _unique_schema(h2)
 
 
 @dataclass(frozen=True)
@@ -129,3 +143,27 @@ def restart_h2(stack: Stack) -> None:
         process.terminate()
         process.wait(60)
     stack.up()
+
+
+@contextmanager
+def running_relay(
+    settings: Settings, config: RelayConfig
+) -> Iterator[tuple[Relay, list[BaseException]]]:
+    """A relay running on a thread for the block; what it raised, in the list."""
+    relay = Relay(settings, config)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            relay.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="relay-under-test")
+    thread.start()
+    try:
+        yield relay, errors
+    finally:
+        stop.set()
+        thread.join(60)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from core.cdc.events import topic_for
-from core.cdc.relay import Relay, RelayConfig
+from core.cdc.relay import RelayConfig
 from core.demos import kafka_io
 from core.h2 import outbox, triggers
 from core.h2.catalog import quote
@@ -20,31 +17,7 @@ from core.h2.connection import H2Connection
 from core.h2.triggers import CaptureRule
 from core.settings import Settings
 from core.stack import Stack
-from tests.integration.capture.conftest import read_topic, restart_h2
-
-
-@contextmanager
-def running_relay(
-    settings: Settings, config: RelayConfig
-) -> Iterator[tuple[Relay, list[BaseException]]]:
-    """A relay running on a thread for the block; what it raised, in the list."""
-    relay = Relay(settings, config)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            relay.run(stop)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="relay-under-test")
-    thread.start()
-    try:
-        yield relay, errors
-    finally:
-        stop.set()
-        thread.join(60)
+from tests.integration.capture.conftest import read_topic, restart_h2, running_relay
 
 
 def _wait(condition: object, timeout: float, what: str) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from core.cli import main
 from tests.integration.consumers.helpers import wait_for_marker
@@ -61,3 +62,13 @@ def test_txn_consume_and_lag_commands(
     sample = json.loads(capsys.readouterr().out)
     (part,) = sample["groups"][0]["partitions"]
     assert (part["high_watermark"], part["lag"], part["exact"]) == (4, 0, True)
+
+    # By topic alone: exactly the groups with an offset in it, not a group
+    # with offsets elsewhere only.
+    other = Consumer({**client, "group.id": f"other-{uuid.uuid4().hex[:8]}"})
+    other.commit(offsets=[TopicPartition(new_topic(1), 0, 0)], asynchronous=False)
+    other.close()
+    assert main(["lag", "--topic", topic, *common]) == 0
+    sample = json.loads(capsys.readouterr().out)
+    assert [g["group"] for g in sample["groups"]] == [group]
+    assert [p["topic"] for p in sample["groups"][0]["partitions"]] == [topic]
