@@ -23,8 +23,15 @@ RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: a random UUID in URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: a random UUID in URL-safe base64 without padding.
+
+    Never one that starts with "-" (one in 64 would): command-line tools take
+    such an id for an option, as Kafka's own generator knows.
+    """
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 def node_dir(settings: Settings, name: str) -> Path:
@@ -137,8 +144,7 @@ def format_storage(
             "format",
             "--config",
             str(config_file),
-            "--cluster-id",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # one word, whatever the id starts with
             "--ignore-formatted",
             log_config=TOOLS_LOG4J_CONFIG,
         )

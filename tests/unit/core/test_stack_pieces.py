@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,15 @@ def test_cluster_ids_are_kafka_shaped() -> None:
     ids = {kafka_node.new_cluster_id() for _ in range(50)}
     assert len(ids) == 50
     assert all(len(i) == 22 and "=" not in i for i in ids)
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0xF8 makes the first base64 character "-": the format tool would read
+    # the id as an option. The generator draws again.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=bytes(16))])
+    monkeypatch.setattr(kafka_node.uuid, "uuid4", lambda: next(draws))
+
+    assert kafka_node.new_cluster_id() == "A" * 22
 
 
 def test_port_check() -> None:
