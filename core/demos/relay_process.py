@@ -56,6 +56,9 @@ class RelayRunner:
         # The relay's own position topic (where the relay keeps one per relay
         # id), removed with the run's topics.
         ctx.forget_topic(events.topic_for("cdc-studio", "relay-position", relay_id))
+        # Its status file goes too: `relay status` lists the user's relays, not
+        # every relay a demo ever ran (the run folder keeps the relay's log).
+        ctx.cleanups.append(lambda: self.status_file.unlink(missing_ok=True))
 
     @property
     def name(self) -> str:

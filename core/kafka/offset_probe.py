@@ -56,6 +56,17 @@ class Scan:
     count: int | None
 
 
+_COORDINATOR_MOVING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+}
+
+
+def _coordinator_moving(error: KafkaError) -> bool:
+    return error.code() in _COORDINATOR_MOVING or error.retriable()
+
+
 class CommittedReader:
     """Committed offsets of any group, read with one idle Consumer per group."""
 
@@ -90,14 +101,24 @@ class CommittedReader:
                 )
             self._consumers[group] = consumer  # the most recent last
         asked = [TopicPartition(t, p) for t, p in partitions]
-        try:
-            answer = consumer.committed(asked, timeout=self._timeout)
-        except KafkaException as exc:
-            raise LagError(
-                f"Cannot read the committed offsets of group {group}: "
-                f"{exc.args[0].str()}",
-                hint="check that the cluster is reachable and the group exists",
-            ) from exc
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                answer = consumer.committed(asked, timeout=self._timeout)
+                break
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if _coordinator_moving(error) and time.monotonic() < deadline:
+                    # The group's coordinator moved (a broker stopped, or a
+                    # leader election): ask again, the client finds the new one.
+                    log.debug("committed offsets of %s: %s, again", group, error.str())
+                    time.sleep(0.2)
+                    continue
+                raise LagError(
+                    f"Cannot read the committed offsets of group {group}: "
+                    f"{error.str()}",
+                    hint="check that the cluster is reachable and the group exists",
+                ) from exc
         return {
             (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None
             for tp in answer

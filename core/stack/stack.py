@@ -268,6 +268,7 @@ class Stack:
                 state["cluster_id"] = kafka_node.new_cluster_id()
             self._save_state(state)
 
+            already = {n for n, r in wanted.items() if process.is_running(r)}
             h2_error: list[BaseException] = []
             h2_thread = threading.Thread(
                 target=self._start_h2_guarded,
@@ -276,21 +277,28 @@ class Stack:
                 daemon=True,
             )
             h2_thread.start()
-            self._start_kafka(state["cluster_id"], wanted, brokers, java, build, say)
-            self._save_state(
-                state | {"nodes": {n: r.to_json() for n, r in wanted.items()}}
-            )
-            h2_thread.join()
-            self._save_state(
-                state | {"nodes": {n: r.to_json() for n, r in wanted.items()}}
-            )
-            if h2_error:
-                raise h2_error[0]
+            try:
+                self._start_kafka(
+                    state["cluster_id"], wanted, brokers, java, build, say
+                )
+                self._save_state(
+                    state | {"nodes": {n: r.to_json() for n, r in wanted.items()}}
+                )
+                h2_thread.join()
+                self._save_state(
+                    state | {"nodes": {n: r.to_json() for n, r in wanted.items()}}
+                )
+                if h2_error:
+                    raise h2_error[0]
 
-            self._wait_ready(wanted, brokers, timeout, say)
-            if not state.get("internal_topics_configured"):
-                self._configure_internal_topics(brokers)
-                state["internal_topics_configured"] = True
+                self._wait_ready(wanted, brokers, timeout, say)
+                if not state.get("internal_topics_configured"):
+                    self._configure_internal_topics(brokers)
+                    state["internal_topics_configured"] = True
+            except BaseException:
+                h2_thread.join()
+                self._undo_start(state, wanted, already)
+                raise
             state["nodes"] = {n: r.to_json() for n, r in wanted.items()}
             self._save_state(state)
             say("stack ready")
@@ -520,6 +528,22 @@ class Stack:
         log.info("set min.insync.replicas=2 on __consumer_offsets")
 
     # -- down ----------------------------------------------------------
+
+    def _undo_start(
+        self, state: dict[str, Any], wanted: dict[str, NodeRecord], already: set[str]
+    ) -> None:
+        """After a failed start, stop the nodes it started: no half stack stays
+        behind holding ports, and the state file still names every node."""
+        stopped = []
+        for name, record in wanted.items():
+            if name not in already and process.is_running(record):
+                process.stop(record)
+                stopped.append(name)
+        self._save_state(state | {"nodes": {n: r.to_json() for n, r in wanted.items()}})
+        if stopped:
+            log.info(
+                "start failed; stopped what it had started: %s", ", ".join(stopped)
+            )
 
     def down(self, wipe: bool = False) -> list[str]:
         """Stop every node this stack started (and nothing else); wipe on request."""

@@ -30,8 +30,8 @@ def other_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         h2=H2Settings(port=OTHER_BASE + 100),
     )
     stack = Stack(settings)
-    status, _ = stack.up(brokers=1)
     try:
+        status, _ = stack.up(brokers=1)
         yield status.bootstrap_servers
     finally:
         stack.down(wipe=True)

@@ -67,3 +67,6 @@ def test_relay_crash_passes_beside_the_users_relay_for_all_schemas(
     counts = result["counts"]
     assert (counts["lost"], counts["duplicated"]) == (0, 0)
     assert counts["delivered"] == counts["expected"] >= 8
+    # The demo's relays leave no status file behind for `relay status`.
+    statuses = [p.name for p in (stack_settings.data_path / "relay").glob("*.json")]
+    assert [name for name in statuses if name.startswith("demo-relay-")] == []

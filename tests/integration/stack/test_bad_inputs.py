@@ -111,6 +111,9 @@ def test_node_dying_at_start_quotes_its_log(stack: Stack, tmp_path: Path) -> Non
         assert "exited during start-up" in message
         assert "broker-" in message
         assert "heap" in message.lower()  # the JVM's own words, from the log
+        # The failed start stopped what it had started (controller, H2, the
+        # other brokers): nothing holds the spare stack's ports.
+        assert [n.name for n in spare.status().nodes if n.up] == []
     finally:
         spare.down()
     assert not spare.status().running
