@@ -149,6 +149,29 @@ class MainWindow(QMainWindow):
             left = self._first_dock.get("left")
             if left is not None and not self.context.dashboard:
                 self.resizeDocks([left], [440], Qt.Orientation.Horizontal)
+            if self.context.dashboard:
+                self._size_wall()
+
+    def _size_wall(self) -> None:
+        """On the wall, panels stacked on the right share the height by their
+        ``DASHBOARD_WEIGHT`` (the cluster grid needs rows more than the lag
+        plots do), and the side panel keeps only the width it needs."""
+        right = [
+            (dock, weight)
+            for title, dock in self.docks.items()
+            if (weight := getattr(self.panels[title], "DASHBOARD_WEIGHT", 0))
+        ]
+        if len(right) > 1:
+            height = max(self.height() - 160, 200)
+            total = sum(weight for _, weight in right)
+            self.resizeDocks(
+                [dock for dock, _ in right],
+                [height * weight // total for _, weight in right],
+                Qt.Orientation.Vertical,
+            )
+        left = self._first_dock.get("left")
+        if left is not None:
+            self.resizeDocks([left], [360], Qt.Orientation.Horizontal)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.context.stack.stop_polling()

@@ -119,6 +119,8 @@ class ClusterRefresher(QObject):
 class ClusterPanel(QWidget):
     """Topic list with filters, the replica grid, leader counts and the timeline."""
 
+    DASHBOARD_WEIGHT = 3  # share of the wall's height (main_window)
+
     def __init__(
         self,
         refresher: ClusterRefresher,

@@ -233,6 +233,8 @@ def _target(
 class LagPanel(QWidget):
     """Lag per partition stacked, rates, time lag and the latest numbers."""
 
+    DASHBOARD_WEIGHT = 2  # share of the wall's height (main_window)
+
     def __init__(self, model: LagModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model

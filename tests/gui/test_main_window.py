@@ -220,6 +220,9 @@ def test_dashboard_shows_only_wall_panels_without_controls(
             for b in (panel.stop_button, panel.kill_button, panel.start_button)
         )
         qtbot.waitUntil(lambda: panel.table.rowCount() == 5, timeout=WAIT_MS)
+        # The wall shares the height 3:2 between the cluster grid and lag.
+        cluster, lag = window.docks["Cluster"].height(), window.docks["Lag"].height()
+        assert 1.3 < cluster / lag < 1.7
         window.save_screenshot(tmp_path / "dashboard.png")
     finally:
         window.close()
