@@ -100,8 +100,7 @@ def ensure_shop(
 
 def _seed(conn: H2Connection, _S: str) -> None:  # noqa: N803
     rng = random.Random(1)
-    conn.set_autocommit(False)
-    try:
+    with conn.transaction():
         for i in range(1, CUSTOMERS + 1):
             name = f"{rng.choice(_NAMES)} {chr(64 + (i % 26) + 1)}."
             conn.run(
@@ -118,12 +117,6 @@ def _seed(conn: H2Connection, _S: str) -> None:  # noqa: N803
                 f"INSERT INTO {_S}.INVENTORY VALUES (?, ?, LOCALTIMESTAMP)",
                 [i, rng.randint(50, 500)],
             )
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.set_autocommit(True)
     log.info("seeded the shop: %d customers, %d products", CUSTOMERS, PRODUCTS)
 
 

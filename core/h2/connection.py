@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -181,6 +183,20 @@ class H2Connection:
 
     def rollback(self) -> None:
         self._jconn.rollback()
+
+    @contextmanager
+    def transaction(self) -> Iterator[H2Connection]:
+        """The block's statements in one transaction: committed at its end,
+        rolled back if it raises; autocommit again afterwards."""
+        self.set_autocommit(False)
+        try:
+            yield self
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            self.set_autocommit(True)
 
     def run(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Result:
         """Run one statement; a query gives rows, anything else an update count."""

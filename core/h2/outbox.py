@@ -92,20 +92,13 @@ def delete(conn: H2Connection, seqs: list[int]) -> int:
 
 def reject(conn: H2Connection, row: OutboxRow, reason: str) -> None:
     """Move a row that Kafka cannot take to the rejected table, atomically."""
-    conn.set_autocommit(False)
-    try:
+    with conn.transaction():
         conn.run(
             f"INSERT INTO {REJECTED} SELECT {OUTBOX_COLUMNS}, ?, ? FROM {OUTBOX} "
             "WHERE SEQ = ?",
             [reason, int(time.time() * 1000), row.seq],
         )
         conn.run(f"DELETE FROM {OUTBOX} WHERE SEQ = ?", [row.seq])
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.set_autocommit(True)
 
 
 def backlog(conn: H2Connection) -> int:

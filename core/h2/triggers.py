@@ -26,8 +26,9 @@ captured with a null key; the relay sends all of its events to partition 0
 so they keep their commit order, but there is no per-key order or
 compaction for it.
 
-A rule change drops and re-creates the trigger: changes committed between the
-two statements are not captured.
+A rule change keeps the trigger (it fires on every operation and filters
+them itself) and hands it the new rule in place, so no change is missed while
+a rule changes.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ RULES = f'"{META}"."CAPTURE_RULES"'
 RULE_COLUMNS = f'"{META}"."CAPTURE_RULE_COLUMNS"'
 CLAIMS = f'"{META}"."RELAY_CLAIMS"'
 TRIGGER_CLASS = "studio.cdc.capture.CaptureTrigger"
-EXPECTED_VERSION = "0.1.0/capture-1"
+EXPECTED_VERSION = "0.1.0/capture-2"
 OPERATIONS = ("insert", "update", "delete")
 MODES = ("outbox", "webhook")
 
@@ -151,6 +152,11 @@ def ensure_metadata(conn: H2Connection) -> None:
             hint="restart the H2 server with this version's JVM module on its "
             "class path (`cdc-studio stack down` then `stack up` for the embedded one)",
         )
+    # After the version check: an older server lacks the method behind it.
+    conn.run(
+        f'CREATE ALIAS IF NOT EXISTS "{META}"."CDC_RULE_CHANGED" '
+        "FOR 'studio.cdc.capture.CaptureTrigger.ruleChanged'"
+    )
 
 
 def _is_class_missing(exc: H2Error) -> bool:
@@ -197,61 +203,108 @@ def validate(conn: H2Connection, rule: CaptureRule) -> catalog.Table:
 
 
 def add_rule(conn: H2Connection, rule: CaptureRule) -> catalog.Table:
-    """Store ``rule`` and (re)install its trigger; harmless when repeated."""
+    """Store ``rule`` and make its table's trigger use it; harmless when repeated.
+
+    A table's first rule installs its trigger. A changed rule keeps that
+    trigger, which fires on every operation and takes the new rule from its
+    next row on (``CDC_RULE_CHANGED``), so no change goes uncaptured while
+    the rule changes. Only a trigger installed by an older version, for some
+    operations only, is replaced once.
+    """
     ensure_metadata(conn)
     table = validate(conn, rule)
     previous = get_rule(conn, rule.schema, rule.table)
-    conn.run(
-        f"MERGE INTO {RULES} (TABLE_SCHEMA, TABLE_NAME, OPS, PREDICATE, MODE, "
-        "TOMBSTONE, WEBHOOK_URL, WEBHOOK_TOKEN) KEY (TABLE_SCHEMA, TABLE_NAME) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            rule.schema,
-            rule.table,
-            ",".join(rule.operations),
-            rule.predicate,
-            rule.mode,
-            rule.tombstone,
-            rule.webhook_url,
-            rule.webhook_token,
-        ],
-    )
-    conn.run(
-        f"DELETE FROM {RULE_COLUMNS} WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-        [rule.schema, rule.table],
-    )
-    for column in rule.changed_columns:
-        conn.run(
-            f"INSERT INTO {RULE_COLUMNS} VALUES (?, ?, ?)",
-            [rule.schema, rule.table, column],
-        )
-
-    # TODO: changes committed between this drop and the create below are not
-    # captured (H2 has no CREATE OR REPLACE TRIGGER; a second trigger first
-    # would capture them twice instead).
-    _drop_trigger(conn, rule.schema, rule.table)
-    ops = ", ".join(op.upper() for op in rule.operations)
+    in_place = _trigger_events(conn, rule.schema, rule.table) == set(OPERATIONS)
+    _store_rule(conn, rule)
     try:
-        conn.run(
-            f"CREATE TRIGGER {quote(rule.schema)}.{quote(trigger_name(rule.table))} "
-            f"AFTER {ops} ON {table.qualified} FOR EACH ROW "
-            f"CALL '{TRIGGER_CLASS}'"
-        )
+        if in_place:
+            conn.query(
+                f'SELECT "{META}"."CDC_RULE_CHANGED"(?, ?)', [rule.schema, rule.table]
+            )
+        else:
+            # Only the first install, or the one-time upgrade of an older
+            # trigger (changes between this drop and the create are missed).
+            _drop_trigger(conn, rule.schema, rule.table)
+            name = f"{quote(rule.schema)}.{quote(trigger_name(rule.table))}"
+            conn.run(
+                f"CREATE TRIGGER {name} AFTER INSERT, UPDATE, DELETE "
+                f"ON {table.qualified} FOR EACH ROW CALL '{TRIGGER_CLASS}'"
+            )
     except H2Error as exc:
-        remove_rule(conn, rule.schema, rule.table)
-        if previous is not None and previous != rule:
-            # A failed change leaves the rule that worked before in place.
-            add_rule(conn, previous)
+        _undo_rule(conn, rule, previous, in_place)
         if _is_class_missing(exc):
             raise _classes_missing(exc) from exc
         raise CaptureError(
-            f"Cannot install the capture trigger on {rule.schema}.{rule.table}: "
+            f"Cannot install the capture rule on {rule.schema}.{rule.table}: "
             f"{exc.args[0]}",
             hint="check the predicate: it is SQL over the table's columns, e.g. "
             "STATUS = 'PAID' AND TOTAL > 100",
         ) from exc
-    log.info("capture rule on %s.%s installed (%s)", rule.schema, rule.table, ops)
+    log.info(
+        "capture rule on %s.%s %s (%s)",
+        rule.schema,
+        rule.table,
+        "changed in place" if in_place else "installed",
+        ", ".join(rule.operations),
+    )
     return table
+
+
+def _store_rule(conn: H2Connection, rule: CaptureRule) -> None:
+    """Write the rule and its columns in one transaction."""
+    with conn.transaction():
+        conn.run(
+            f"MERGE INTO {RULES} (TABLE_SCHEMA, TABLE_NAME, OPS, PREDICATE, MODE, "
+            "TOMBSTONE, WEBHOOK_URL, WEBHOOK_TOKEN) KEY (TABLE_SCHEMA, TABLE_NAME) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                rule.schema,
+                rule.table,
+                ",".join(rule.operations),
+                rule.predicate,
+                rule.mode,
+                rule.tombstone,
+                rule.webhook_url,
+                rule.webhook_token,
+            ],
+        )
+        conn.run(
+            f"DELETE FROM {RULE_COLUMNS} WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            [rule.schema, rule.table],
+        )
+        for column in rule.changed_columns:
+            conn.run(
+                f"INSERT INTO {RULE_COLUMNS} VALUES (?, ?, ?)",
+                [rule.schema, rule.table, column],
+            )
+
+
+def _undo_rule(
+    conn: H2Connection,
+    rule: CaptureRule,
+    previous: CaptureRule | None,
+    in_place: bool,
+) -> None:
+    """A rule that could not be installed leaves the one before it in place."""
+    if previous is None:
+        remove_rule(conn, rule.schema, rule.table)
+    elif in_place:
+        _store_rule(conn, previous)  # the trigger never saw the failed rule
+    elif previous != rule:
+        remove_rule(conn, rule.schema, rule.table)
+        add_rule(conn, previous)
+    else:
+        remove_rule(conn, rule.schema, rule.table)
+
+
+def _trigger_events(conn: H2Connection, schema: str, table: str) -> set[str]:
+    """The operations the table's capture trigger fires on (empty: none)."""
+    rows = conn.query(
+        "SELECT EVENT_MANIPULATION FROM INFORMATION_SCHEMA.TRIGGERS "
+        "WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME = ?",
+        [schema, trigger_name(table)],
+    )
+    return {str(event).lower() for (event,) in rows}
 
 
 def _drop_trigger(conn: H2Connection, schema: str, table: str) -> None:

@@ -17,15 +17,21 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import org.h2.tools.TriggerAdapter;
 
 /**
  * The capture trigger: turns each changed row into a change event, in Java.
  *
- * <p>Installed by core/h2/triggers.py as {@code AFTER <ops> ON <table> FOR
- * EACH ROW CALL "studio.cdc.capture.CaptureTrigger"}. At init it reads the
- * table's capture rule from {@code CDC_STUDIO.CAPTURE_RULES} (operations,
- * changed-columns, predicate, mode) and the primary key from the catalog.
+ * <p>Installed by core/h2/triggers.py as {@code AFTER INSERT, UPDATE, DELETE
+ * ON <table> FOR EACH ROW CALL "studio.cdc.capture.CaptureTrigger"}. At init
+ * it reads the table's capture rule from {@code CDC_STUDIO.CAPTURE_RULES}
+ * (operations, changed-columns, predicate, mode) and the primary key from the
+ * catalog. A changed rule is not a new trigger: the client stores it and calls
+ * {@link #ruleChanged} (alias {@code CDC_STUDIO.CDC_RULE_CHANGED}), which reads
+ * and checks it in the client's session and hands it to the table's trigger
+ * for its next row, so no change slips by between two triggers.
  * On each row it serialises before/after/key exactly (see ValueWriter) and
  * either inserts into {@code CDC_STUDIO.OUTBOX} on the same connection, so
  * the change commits or rolls back with the user's transaction (mode
@@ -55,15 +61,47 @@ public final class CaptureTrigger extends TriggerAdapter {
     private static final String TX_PREFIX =
             Long.toString(System.currentTimeMillis(), 36) + "-";
 
+    /** Rules changed in place, by table, each stamped from RULE_VERSIONS. */
+    private static final ConcurrentHashMap<String, Rule> CHANGED = new ConcurrentHashMap<>();
+    private static final AtomicLong RULE_VERSIONS = new AtomicLong();
+
     private final List<String> keyColumns = new ArrayList<>();
-    private final Set<String> changedColumns = new HashSet<>();
-    private String mode = "outbox";
-    private boolean tombstone;
-    private String webhookUrl;
-    private String webhookToken;
-    private String predicateSql;
     private String capturedTable;
-    private List<String> predicateColumns;
+    private volatile Rule rule;
+
+    /** One table's rule, read whole and replaced whole (triggers fire concurrently). */
+    static final class Rule {
+        final long version;
+        final Set<String> operations = new HashSet<>();
+        final Set<String> changedColumns = new HashSet<>();
+        String mode = "outbox";
+        boolean tombstone;
+        String webhookUrl;
+        String webhookToken;
+        String predicateSql;
+        List<String> predicateColumns;
+
+        Rule(long version) {
+            this.version = version;
+        }
+    }
+
+    /**
+     * The SQL function behind {@code CDC_STUDIO.CDC_RULE_CHANGED(schema, table)}:
+     * reads the table's stored rule in the caller's session, checks it (a bad
+     * predicate fails here, not on a user's next write), and makes the table's
+     * trigger use it from its next row on. Returns the rule's version.
+     */
+    public static long ruleChanged(Connection conn, String schema, String table)
+            throws SQLException {
+        Rule changed = readRule(conn, schema, table, table, RULE_VERSIONS.incrementAndGet());
+        CHANGED.put(key(schema, table), changed);
+        return changed.version;
+    }
+
+    private static String key(String schema, String table) {
+        return quote(schema) + "." + quote(table);
+    }
 
     @Override
     public void init(Connection conn, String schemaName, String triggerName,
@@ -78,7 +116,20 @@ public final class CaptureTrigger extends TriggerAdapter {
         capturedTable = at < 0 ? tableName
                 : triggerName.substring(at + TRIGGER_PREFIX.length()).replace("\"", "");
         loadKey(conn);
-        loadRule(conn);
+        // Stamped before reading: a change published while this reads is newer.
+        long version = RULE_VERSIONS.get();
+        rule = readRule(conn, schemaName, capturedTable, tableName, version);
+    }
+
+    /** This table's rule: the one read at init, or a newer one changed in place. */
+    private Rule currentRule() {
+        Rule mine = rule;
+        Rule changed = CHANGED.get(key(schemaName, capturedTable));
+        if (changed != null && changed.version > mine.version) {
+            rule = changed;
+            return changed;
+        }
+        return mine;
     }
 
     private void loadKey(Connection conn) throws SQLException {
@@ -92,45 +143,63 @@ public final class CaptureTrigger extends TriggerAdapter {
         keyColumns.addAll(ordered.values());
     }
 
-    private void loadRule(Connection conn) throws SQLException {
+    /**
+     * Reads a rule from the rule tables. {@code table} names the rule;
+     * {@code columnsOf} is the table whose columns the predicate is checked
+     * against (differs from {@code table} only while ALTER TABLE rebuilds it).
+     */
+    static Rule readRule(Connection conn, String schema, String table, String columnsOf,
+            long version) throws SQLException {
+        Rule found = new Rule(version);
         String predicate = null;
+        boolean stored = false;
         try (PreparedStatement ps = conn.prepareStatement(
-                "SELECT MODE, PREDICATE, TOMBSTONE, WEBHOOK_URL, WEBHOOK_TOKEN"
+                "SELECT MODE, PREDICATE, TOMBSTONE, WEBHOOK_URL, WEBHOOK_TOKEN, OPS"
                         + " FROM \"CDC_STUDIO\".\"CAPTURE_RULES\""
                         + " WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")) {
-            ps.setString(1, schemaName);
-            ps.setString(2, capturedTable);
+            ps.setString(1, schema);
+            ps.setString(2, table);
             try (ResultSet rs = ps.executeQuery()) {
                 if (rs.next()) {
-                    mode = rs.getString(1);
+                    stored = true;
+                    found.mode = rs.getString(1);
                     predicate = rs.getString(2);
-                    tombstone = rs.getBoolean(3);
-                    webhookUrl = rs.getString(4);
-                    webhookToken = rs.getString(5);
+                    found.tombstone = rs.getBoolean(3);
+                    found.webhookUrl = rs.getString(4);
+                    found.webhookToken = rs.getString(5);
+                    for (String op : rs.getString(6).split(",")) {
+                        found.operations.add(op.trim().toLowerCase(Locale.ROOT));
+                    }
                 }
             }
+        }
+        if (!stored) {
+            // No stored rule (removed by hand): capture everything, as before.
+            found.operations.addAll(List.of("insert", "update", "delete"));
         }
         try (PreparedStatement ps = conn.prepareStatement(
                 "SELECT COLUMN_NAME FROM \"CDC_STUDIO\".\"CAPTURE_RULE_COLUMNS\""
                         + " WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")) {
-            ps.setString(1, schemaName);
-            ps.setString(2, capturedTable);
+            ps.setString(1, schema);
+            ps.setString(2, table);
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
-                    changedColumns.add(rs.getString(1));
+                    found.changedColumns.add(rs.getString(1));
                 }
             }
         }
         if (predicate != null && !predicate.isBlank()) {
-            preparePredicate(conn, predicate);
+            preparePredicate(conn, found, schema, columnsOf, predicate);
         }
+        return found;
     }
 
     /** A query that evaluates the predicate over one row bound as parameters. */
-    private void preparePredicate(Connection conn, String predicate) throws SQLException {
-        predicateColumns = new ArrayList<>();
+    private static void preparePredicate(Connection conn, Rule found, String schema,
+            String columnsOf, String predicate) throws SQLException {
+        List<String> columns = new ArrayList<>();
         StringBuilder select = new StringBuilder("SELECT 1 FROM (SELECT ");
-        String probe = "SELECT * FROM " + quote(schemaName) + "." + quote(tableName)
+        String probe = "SELECT * FROM " + quote(schema) + "." + quote(columnsOf)
                 + " WHERE FALSE";
         try (PreparedStatement ps = conn.prepareStatement(probe);
                 ResultSet rs = ps.executeQuery()) {
@@ -140,15 +209,17 @@ public final class CaptureTrigger extends TriggerAdapter {
                     select.append(", ");
                 }
                 String column = meta.getColumnLabel(i);
-                predicateColumns.add(column);
+                columns.add(column);
                 select.append("CAST(? AS ").append(castType(meta, i)).append(") AS ")
                         .append(quote(column));
             }
         }
         select.append(") AS T WHERE (").append(predicate).append(')');
-        predicateSql = select.toString();
-        // Fail at install time, not at the first change, on a bad predicate.
-        conn.prepareStatement(predicateSql).close();
+        String sql = select.toString();
+        // Fail when the rule is installed or changed, not at the first change.
+        conn.prepareStatement(sql).close();
+        found.predicateSql = sql;
+        found.predicateColumns = columns;
     }
 
     private static String castType(ResultSetMetaData meta, int i) throws SQLException {
@@ -177,33 +248,40 @@ public final class CaptureTrigger extends TriggerAdapter {
 
     @Override
     public void fire(Connection conn, ResultSet oldRow, ResultSet newRow) throws SQLException {
-        Row before = oldRow == null ? null : Row.read(oldRow, keyColumns);
-        Row after = newRow == null ? null : Row.read(newRow, keyColumns);
-        if (before != null && after != null && !anyWatchedColumnChanged(before, after)) {
+        Rule current = currentRule();
+        String operation = oldRow == null ? "insert" : newRow == null ? "delete" : "update";
+        if (!current.operations.contains(operation)) {
             return;
         }
-        if (predicateSql != null && !predicateHolds(conn, after != null ? newRow : oldRow)) {
+        Row before = oldRow == null ? null : Row.read(oldRow, keyColumns);
+        Row after = newRow == null ? null : Row.read(newRow, keyColumns);
+        if (before != null && after != null
+                && !anyWatchedColumnChanged(current, before, after)) {
+            return;
+        }
+        if (current.predicateSql != null
+                && !predicateHolds(conn, current, after != null ? newRow : oldRow)) {
             return;
         }
 
         if (before != null && after != null && !keyColumns.isEmpty()
                 && !before.keyJson.equals(after.keyJson)) {
-            emit(conn, "d", before.keyJson, before.json, null);
-            emit(conn, "c", after.keyJson, null, after.json);
+            emit(conn, current, "d", before.keyJson, before.json, null);
+            emit(conn, current, "c", after.keyJson, null, after.json);
         } else if (before != null && after != null) {
-            emit(conn, "u", after.keyJson, before.json, after.json);
+            emit(conn, current, "u", after.keyJson, before.json, after.json);
         } else if (after != null) {
-            emit(conn, "c", after.keyJson, null, after.json);
+            emit(conn, current, "c", after.keyJson, null, after.json);
         } else if (before != null) {
-            emit(conn, "d", before.keyJson, before.json, null);
+            emit(conn, current, "d", before.keyJson, before.json, null);
         }
     }
 
-    private boolean anyWatchedColumnChanged(Row before, Row after) {
-        if (changedColumns.isEmpty()) {
+    private static boolean anyWatchedColumnChanged(Rule current, Row before, Row after) {
+        if (current.changedColumns.isEmpty()) {
             return true;
         }
-        for (String column : changedColumns) {
+        for (String column : current.changedColumns) {
             String old = before.values.get(column);
             if (old != null && !old.equals(after.values.get(column))) {
                 return true;
@@ -212,10 +290,11 @@ public final class CaptureTrigger extends TriggerAdapter {
         return false;
     }
 
-    private boolean predicateHolds(Connection conn, ResultSet row) throws SQLException {
+    private static boolean predicateHolds(Connection conn, Rule current, ResultSet row)
+            throws SQLException {
         ensurePositioned(row);
-        try (PreparedStatement ps = conn.prepareStatement(predicateSql)) {
-            for (int i = 0; i < predicateColumns.size(); i++) {
+        try (PreparedStatement ps = conn.prepareStatement(current.predicateSql)) {
+            for (int i = 0; i < current.predicateColumns.size(); i++) {
                 bindExact(ps, i + 1, row, i + 1);
             }
             try (ResultSet rs = ps.executeQuery()) {
@@ -244,12 +323,12 @@ public final class CaptureTrigger extends TriggerAdapter {
         }
     }
 
-    private void emit(Connection conn, String op, String keyJson, String beforeJson,
-            String afterJson) throws SQLException {
+    private void emit(Connection conn, Rule current, String op, String keyJson,
+            String beforeJson, String afterJson) throws SQLException {
         long now = System.currentTimeMillis();
-        if ("webhook".equals(mode)) {
-            Http.postChange(webhookUrl, webhookToken, schemaName, capturedTable, op, keyJson,
-                    beforeJson, afterJson, now);
+        if ("webhook".equals(current.mode)) {
+            Http.postChange(current.webhookUrl, current.webhookToken, schemaName,
+                    capturedTable, op, keyJson, beforeJson, afterJson, now);
             return;
         }
         try (PreparedStatement ps = conn.prepareStatement(INSERT_OUTBOX)) {
@@ -261,7 +340,7 @@ public final class CaptureTrigger extends TriggerAdapter {
             ps.setString(6, beforeJson);
             ps.setString(7, afterJson);
             ps.setLong(8, now);
-            ps.setBoolean(9, tombstone && "d".equals(op));
+            ps.setBoolean(9, current.tombstone && "d".equals(op));
             ps.executeUpdate();
         }
     }

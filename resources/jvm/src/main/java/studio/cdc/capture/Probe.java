@@ -11,8 +11,11 @@ import studio.cdc.Version;
  * could never fire.
  */
 public final class Probe {
-    /** Bumped whenever the outbox or rule tables change shape. */
-    public static final int PROTOCOL = 1;
+    /**
+     * Bumped whenever the outbox or rule tables change shape, or how rules
+     * reach triggers (2: triggers on every operation, rules changed in place).
+     */
+    public static final int PROTOCOL = 2;
 
     private Probe() {
     }
