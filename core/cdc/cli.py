@@ -180,9 +180,16 @@ def _register_relay(sub: argparse._SubParsersAction) -> None:
 
     defaults = RelayConfig()
     relay = sub.add_parser(
-        "relay", help="the relay from the outbox to Kafka: run (default) or status"
+        "relay",
+        help="the relay from the outbox to Kafka: run (default), status, or "
+        "release SCHEMA (drop a schema's claim)",
     )
-    relay.add_argument("action", nargs="?", choices=("run", "status"), default="run")
+    relay.add_argument(
+        "action", nargs="?", choices=("run", "status", "release"), default="run"
+    )
+    relay.add_argument(
+        "schema_name", nargs="?", metavar="SCHEMA", help="with release: the schema"
+    )
     relay.add_argument("--mode", choices=MODES, default=defaults.mode)
     relay.add_argument("--prefix", default=defaults.prefix, help="topic prefix")
     relay.add_argument("--partitions", type=int, default=defaults.partitions)
@@ -238,6 +245,8 @@ def read_statuses(conf: Settings) -> list[dict[str, Any]]:
 def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
     from core.cdc.relay import Relay, RelayConfig, RelayStats
 
+    if args.action == "release":
+        return _release(args, conf)
     if args.action == "status":
         from core.h2 import outbox
         from core.h2.connection import H2Connection
@@ -557,6 +566,31 @@ def _cmd_webhook(args: argparse.Namespace, conf: Settings) -> int:
         lambda: (
             f"received {receiver.stats.received}, produced "
             f"{receiver.stats.produced}, refused {receiver.stats.refused}"
+        ),
+    )
+    return 0
+
+
+def _release(args: argparse.Namespace, conf: Settings) -> int:
+    """Drop a schema's claim, for a relay that will never run again."""
+    from core.h2 import outbox
+    from core.h2.connection import H2Connection
+
+    if not args.schema_name:
+        raise RelayError(
+            "Which schema's claim should be released?",
+            hint="cdc-studio relay release SCHEMA (see `cdc-studio relay status`)",
+        )
+    with H2Connection(conf) as conn:
+        owner = outbox.release_schema(conn, args.schema_name)
+    emit(
+        args.json,
+        {"schema": args.schema_name, "released_from": owner},
+        lambda: (
+            f"released {args.schema_name} from relay {owner}: relays for all "
+            "schemas publish it again"
+            if owner
+            else f"{args.schema_name} was not claimed"
         ),
     )
     return 0

@@ -201,7 +201,11 @@ class Relay:
         finally:
             self.close()
 
-    def close(self) -> None:
+    def close(self, release: bool = False) -> None:
+        """Close the producer and the connection. The schemas' claims stay (as
+        after a crash) unless ``release``: then the relay is done with them."""
+        if release:
+            self._release_claims()
         if self._producer is not None:
             try:
                 self._producer.flush(5)
@@ -275,7 +279,7 @@ class Relay:
     def _start(self) -> None:
         conn = self._h2()
         triggers.ensure_metadata(conn)
-        outbox.claim(conn, self.config.schemas, self.config.relay_id)
+        self._claim(conn)
         self._ensure_topics({self.position_topic}, position=True)
         self._producer = Producer(self._producer_config())
         if self.transactional:
@@ -293,6 +297,35 @@ class Relay:
                 )
                 self._pending_delete = seqs
         self._started = True
+
+    def _claim(self, conn: H2Connection) -> None:
+        """Claim the relay's schemas; refuse one that is missing or held by
+        another relay (two relays would publish its changes twice)."""
+        relay_id = self.config.relay_id
+        existing = {
+            str(name)
+            for (name,) in conn.query(
+                "SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA"
+            )
+        }
+        for schema in self.config.schemas:
+            if schema not in existing:
+                similar = [n for n in existing if n.casefold() == schema.casefold()]
+                raise RelayError(
+                    f"Schema {schema} does not exist",
+                    hint=f"names are exact: did you mean {similar[0]}?"
+                    if similar
+                    else "check the name with `cdc-studio capture tables --schema ...`",
+                )
+        held = outbox.claim(conn, self.config.schemas, relay_id)
+        for schema, owner in held.items():
+            if owner != relay_id:
+                raise RelayError(
+                    f"Schema {schema} is claimed by relay {owner}: only it publishes "
+                    "the schema's changes",
+                    hint=f"start that relay again (--relay-id {owner}); if it will "
+                    f"never run again, `cdc-studio relay release {schema}` first",
+                )
 
     def _release_claims(self) -> None:
         """A clean stop gives the schemas back to relays for all schemas."""
@@ -566,6 +599,7 @@ def ensure_topics(
     partitions: int,
     replication_factor: int,
     compact: bool = False,
+    timeout: float = 30,
 ) -> None:
     """Create the topics that do not exist yet (min.insync.replicas 2 at RF 3+)."""
     admin_config: dict[str, Any] = {
@@ -573,7 +607,14 @@ def ensure_topics(
         "logger": _client_log,
     }
     admin = AdminClient(admin_config)
-    existing = set(admin.list_topics(timeout=30).topics)
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise RelayError(
+            f"Cannot reach Kafka at {bootstrap}: {exc.args[0].str()}",
+            hint="check the bootstrap address (--bootstrap) and that the cluster "
+            "is up (`cdc-studio stack status` for the embedded one)",
+        ) from exc
     wanted = []
     for topic in sorted(topics - existing):
         config = {"min.insync.replicas": "2"} if replication_factor >= 3 else {}

@@ -216,4 +216,9 @@ def cleanup_schema(
         settings_file=str(settings_file),
         tables=tables or list(workload.TABLES),
     )
-    cleaner.wait_exit(120)
+    if cleaner.wait_exit(120) != 0:
+        raise DemoError(
+            f"Removing the demo schema {schema} failed; see cleanup.stderr.log",
+            hint=f"""cdc-studio sql 'DROP SCHEMA "{schema}" CASCADE', then """
+            f"cdc-studio relay release {schema}",
+        )

@@ -290,6 +290,7 @@ class RunContext:
                 cleanup()
             except StudioError as exc:
                 log.warning("demo clean-up failed: %s", exc)
+                self.note(f"clean-up failed: {exc}")
         kafka_io.delete_topics(self.bootstrap, self._topics)
 
 

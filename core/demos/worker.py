@@ -27,9 +27,6 @@ log = logging.getLogger(__name__)
 EXIT_DONE = 0
 EXIT_FENCED = 3
 EXIT_FAILED = 4
-# Demo schemas are claimed from their creation, before their relay starts, so
-# that a relay the user runs for all schemas never takes a demo's changes.
-DEMO_OWNER = "cdc-studio demo"
 
 _FENCED = {
     KafkaError._FENCED,
@@ -228,7 +225,9 @@ def run_workload(spec: dict[str, Any], report: Reporter) -> int:
     with H2Connection(_settings(spec)) as conn:
         triggers.ensure_metadata(conn)
         conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        outbox.claim(conn, (schema,), DEMO_OWNER)
+        # Claimed for the demo's relay from the start, before that relay runs:
+        # a relay the user runs for all schemas never takes a demo's changes.
+        outbox.claim(conn, (schema,), spec["claim_for"])
         workload.ensure_shop(conn, schema=schema)
         seeded = conn.query(
             f"SELECT SEQ FROM {triggers.OUTBOX} WHERE TABLE_SCHEMA = ?", [schema]
@@ -321,7 +320,9 @@ def run_dual_capture(spec: dict[str, Any], report: Reporter) -> int:
     with H2Connection(_settings(spec)) as conn:
         triggers.ensure_metadata(conn)
         conn.run(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
-        outbox.claim(conn, (schema,), DEMO_OWNER)
+        # Claimed for the demo's relay from the start, before that relay runs:
+        # a relay the user runs for all schemas never takes a demo's changes.
+        outbox.claim(conn, (schema,), spec["claim_for"])
         for table in ("HOOKED", "BOXED"):
             conn.run(
                 f"CREATE TABLE {quoted}.{table} (ID INT PRIMARY KEY, "

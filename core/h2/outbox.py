@@ -43,9 +43,9 @@ def fetch(
     return [OutboxRow.from_row(r) for r in rows]
 
 
-def claim(conn: H2Connection, schemas: tuple[str, ...], owner: str) -> None:
-    """Reserve ``schemas`` for ``owner`` unless someone holds them already:
-    relays for all schemas skip claimed schemas."""
+def claim(conn: H2Connection, schemas: tuple[str, ...], owner: str) -> dict[str, str]:
+    """Reserve ``schemas`` for ``owner`` unless someone holds them already
+    (relays for all schemas skip claimed schemas); who holds each now."""
     now = int(time.time() * 1000)
     for schema in schemas:
         conn.run(
@@ -56,6 +56,8 @@ def claim(conn: H2Connection, schemas: tuple[str, ...], owner: str) -> None:
         )
     if schemas:
         log.debug("%s claimed schemas %s", owner, ", ".join(schemas))
+    held = claims(conn)
+    return {schema: held[schema] for schema in schemas if schema in held}
 
 
 def release(conn: H2Connection, owner: str, schemas: tuple[str, ...] = ()) -> int:
@@ -71,6 +73,13 @@ def release(conn: H2Connection, owner: str, schemas: tuple[str, ...] = ()) -> in
         )
         released += result.update_count or 0
     return released
+
+
+def release_schema(conn: H2Connection, schema: str) -> str | None:
+    """Drop the claim on ``schema`` whoever holds it; the owner it had."""
+    owner = claims(conn).get(schema)
+    conn.run(f"DELETE FROM {CLAIMS} WHERE TABLE_SCHEMA = ?", [schema])
+    return owner
 
 
 def claims(conn: H2Connection) -> dict[str, str]:

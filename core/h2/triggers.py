@@ -175,6 +175,40 @@ def _classes_missing(exc: H2Error) -> CaptureError:
     return error
 
 
+def expression_problem(sql: str) -> str | None:
+    """Why ``sql`` is not a single expression, or None.
+
+    The predicate is pasted into the trigger's query, so a ``;`` would start
+    another statement (run on every write), a comment could hide the rest,
+    and an unbalanced ``)`` would close the trigger's own parenthesis.
+    Quoted text ('...', "...") is skipped. The trigger checks the same.
+    """
+    depth = 0
+    i = 0
+    while i < len(sql):
+        char = sql[i]
+        if char in "'\"":
+            end = sql.find(char, i + 1)
+            while end != -1 and sql[end + 1 : end + 2] == char:  # doubled quote
+                end = sql.find(char, end + 2)
+            if end == -1:
+                return "a quote is not closed"
+            i = end + 1
+            continue
+        if char == ";":
+            return "';' would start another statement"
+        if sql.startswith(("--", "/*", "//"), i):
+            return "comments are not allowed"
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return "a ')' has no '('"
+        i += 1
+    return "a '(' is not closed" if depth else None
+
+
 def validate(conn: H2Connection, rule: CaptureRule) -> catalog.Table:
     """Check a rule against the catalog; the table it is about."""
     table = catalog.require(conn, rule.schema, rule.table)
@@ -192,6 +226,13 @@ def validate(conn: H2Connection, rule: CaptureRule) -> catalog.Table:
         raise CaptureError(
             "A webhook capture rule needs the receiver's URL",
             hint="start the receiver (`cdc-studio webhook run`) and pass its URL",
+        )
+    problem = expression_problem(rule.predicate or "")
+    if problem:
+        raise CaptureError(
+            f"The predicate is not one SQL expression: {problem}",
+            hint="a condition over the row's columns only, e.g. "
+            "STATUS = 'PAID' AND TOTAL > 100",
         )
     missing = [c for c in rule.changed_columns if table.column(c) is None]
     if missing:

@@ -105,6 +105,7 @@ class RelayCrash(Scenario):
             "workload",
             "workload",
             schema=schema,
+            claim_for=relay_id,
             settings_file=str(settings_file),
             transactions=int(ctx.knobs["records"]),
             seed=ctx.seed,
@@ -264,10 +265,12 @@ class WebhookVersusOutbox(Scenario):
         receiver.prepare(schema, ["HOOKED"])
         receivers = [receiver]
         ctx.cleanups.append(lambda: receivers[-1].stop())
+        relay_id = f"demo-relay-{ctx.run_id}"
         writer = ctx.worker(
             "workload",
             "dual-capture",
             schema=schema,
+            claim_for=relay_id,
             url=url,
             token=receiver.token,
             settings_file=str(settings_file),
@@ -283,9 +286,7 @@ class WebhookVersusOutbox(Scenario):
             raise DemoError(
                 "The workload could not set up its tables; see workload.stderr.log"
             )
-        relay = RelayRunner(
-            ctx, f"demo-relay-{ctx.run_id}", prefix, schema, "exactly-once"
-        )
+        relay = RelayRunner(ctx, relay_id, prefix, schema, "exactly-once")
         relay.start()
 
         ctx.step(1)

@@ -13,6 +13,7 @@ from core import settings
 from core.cdc.events import topic_for
 from core.cdc.relay import Relay, RelayConfig
 from core.cli import main
+from core.errors import RelayError
 from core.h2 import outbox, triggers
 from core.h2.catalog import quote
 from core.h2.connection import H2Connection
@@ -115,3 +116,51 @@ def test_clean_stop_gives_the_claim_back_and_status_shows_claims(
     assert f"schema {schema} is claimed by {owner_id}" in text
     assert schema not in outbox.claims(h2)
     assert owner.stats.state == "stopped"
+
+
+def test_a_relay_for_a_schema_another_relay_claimed_is_refused_until_released(
+    h2: H2Connection,
+    stack_settings: Settings,
+    schema: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    owner = _owner(stack_settings, schema)
+    owner.close()  # a crash: its claim stays, its rows wait for it
+    rival_config = RelayConfig(
+        prefix=f"r{uuid.uuid4().hex[:8]}",
+        relay_id=f"rival-{uuid.uuid4().hex[:8]}",
+        schemas=(schema,),
+    )
+    rival = Relay(stack_settings, rival_config)
+    with pytest.raises(RelayError) as refused:
+        rival.run_once()
+    rival.close()
+    config = settings.save(stack_settings, tmp_path / "settings.toml")
+
+    assert main(["--config", str(config), "relay", "release", schema, "--json"]) == 0
+    released = json.loads(capsys.readouterr().out)
+    again = Relay(stack_settings, rival_config)
+    again.run_once()
+    now_held = outbox.claims(h2).get(schema)
+    again.close(release=True)
+
+    message = str(refused.value)
+    assert f"Schema {schema} is claimed by relay {owner.config.relay_id}" in message
+    assert f"cdc-studio relay release {schema}" in (refused.value.hint or "")
+    assert released == {"schema": schema, "released_from": owner.config.relay_id}
+    assert now_held == rival_config.relay_id
+    assert schema not in outbox.claims(h2)
+
+
+def test_a_relay_for_a_missing_schema_is_refused(
+    stack_settings: Settings, schema: str
+) -> None:
+    for name, hint in ((schema.lower(), f"did you mean {schema}?"), ("NOPE", "")):
+        relay = Relay(
+            stack_settings, RelayConfig(relay_id="r-missing", schemas=(name,))
+        )
+        with pytest.raises(RelayError, match=f"Schema {name} does not exist") as info:
+            relay.run_once()
+        relay.close()
+        assert hint in (info.value.hint or "")

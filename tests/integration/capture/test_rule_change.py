@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from core.errors import CaptureError
+from core.errors import CaptureError, H2Error
 from core.h2 import triggers
 from core.h2.connection import H2Connection
 from core.h2.triggers import CaptureRule
@@ -104,3 +104,42 @@ def test_a_bad_predicate_changed_in_place_keeps_the_working_rule(
     assert "STATUS = 'PAID'" in (info.value.hint or "")
     assert triggers.get_rule(h2, "PUBLIC", table_name) == working
     assert _events(h2, table_name) == [("c", '{"ID":1}')]
+
+
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        "1=1); UPDATE {other} SET V = 99; --",
+        "V > 0 OR 1=1); DROP TABLE {other}; --",
+        "V > 0 /* hidden */",
+        "(V > 0",
+    ],
+)
+def test_a_predicate_must_be_one_expression(
+    h2: H2Connection, table_name: str, predicate: str
+) -> None:
+    other = f"{table_name}_O"
+    h2.run(f"CREATE TABLE {table_name} (ID INT PRIMARY KEY, V INT)")
+    h2.run(f"CREATE TABLE {other} (ID INT PRIMARY KEY, V INT)")
+    h2.run(f"INSERT INTO {other} VALUES (1, 1)")
+    triggers.add_rule(h2, CaptureRule("PUBLIC", table_name, predicate="V > 5"))
+
+    with pytest.raises(CaptureError, match="not one SQL expression"):
+        triggers.add_rule(
+            h2,
+            CaptureRule("PUBLIC", table_name, predicate=predicate.format(other=other)),
+        )
+    # The trigger checks too, for a rule written into its table by hand.
+    h2.run(
+        f"UPDATE {triggers.RULES} SET PREDICATE = ? WHERE TABLE_NAME = ?",
+        [predicate.format(other=other), table_name],
+    )
+    with pytest.raises(H2Error, match="not one SQL expression"):
+        h2.query(
+            f'SELECT "{triggers.META}"."CDC_RULE_CHANGED"(?, ?)', ["PUBLIC", table_name]
+        )
+    h2.run(f"INSERT INTO {table_name} VALUES (1, 9), (2, 1)")
+
+    assert _events(h2, table_name) == [("c", '{"ID":1}')]
+    assert h2.query(f"SELECT ID, V FROM {other}") == [[1, 1]]
+    h2.run(f"DROP TABLE {other}")

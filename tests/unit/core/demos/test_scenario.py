@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from core.demos import catalog
-from core.demos.runner import CancelledError, RunControl
+from core.demos.runner import CancelledError, RunContext, RunControl
 from core.demos.scenario import Bound, Knob
 from core.demos.timeline import Timeline
-from core.errors import UnknownScenarioError
+from core.errors import DemoError, UnknownScenarioError
+from core.settings import Settings
 
 
 def test_bound_against_number_and_other_count() -> None:
@@ -94,3 +96,20 @@ def test_control_steps_and_pauses() -> None:
     assert stopped.is_set()
     with pytest.raises(CancelledError):
         control.checkpoint()
+
+
+@pytest.mark.expect_warnings
+def test_a_failed_clean_up_is_a_note_of_the_run(tmp_path: Path) -> None:
+    scenario = catalog.find("webhook-vs-outbox")
+    settings = Settings(data_dir=str(tmp_path))
+    ctx = RunContext(scenario, settings, {}, 1, tmp_path, Timeline(), RunControl())
+
+    def fail() -> None:
+        raise DemoError("Removing the demo schema D failed", hint="drop it by hand")
+
+    ctx.cleanups.append(fail)
+    ctx.close()
+
+    assert ctx.notes == [
+        "clean-up failed: Removing the demo schema D failed\n  -> drop it by hand"
+    ]

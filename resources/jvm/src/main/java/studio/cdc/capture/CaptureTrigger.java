@@ -194,9 +194,51 @@ public final class CaptureTrigger extends TriggerAdapter {
         return found;
     }
 
+    /**
+     * Why {@code sql} is not one expression, or null: it is pasted into our
+     * query, so a ';' would add a statement run on every write, a comment
+     * could hide the rest, and a stray ')' would close our parenthesis.
+     * Quoted text is skipped. core/h2/triggers.py checks the same first.
+     */
+    static String expressionProblem(String sql) {
+        int depth = 0;
+        int i = 0;
+        while (i < sql.length()) {
+            char c = sql.charAt(i);
+            if (c == '\'' || c == '"') {
+                int end = sql.indexOf(c, i + 1);
+                while (end != -1 && end + 1 < sql.length() && sql.charAt(end + 1) == c) {
+                    end = sql.indexOf(c, end + 2);
+                }
+                if (end == -1) {
+                    return "a quote is not closed";
+                }
+                i = end + 1;
+                continue;
+            }
+            if (c == ';') {
+                return "';' would start another statement";
+            }
+            if (sql.startsWith("--", i) || sql.startsWith("/*", i) || sql.startsWith("//", i)) {
+                return "comments are not allowed";
+            }
+            if (c == '(') {
+                depth++;
+            } else if (c == ')' && --depth < 0) {
+                return "a ')' has no '('";
+            }
+            i++;
+        }
+        return depth == 0 ? null : "a '(' is not closed";
+    }
+
     /** A query that evaluates the predicate over one row bound as parameters. */
     private static void preparePredicate(Connection conn, Rule found, String schema,
             String columnsOf, String predicate) throws SQLException {
+        String problem = expressionProblem(predicate);
+        if (problem != null) {
+            throw new SQLException("capture predicate is not one SQL expression: " + problem);
+        }
         List<String> columns = new ArrayList<>();
         StringBuilder select = new StringBuilder("SELECT 1 FROM (SELECT ");
         String probe = "SELECT * FROM " + quote(schema) + "." + quote(columnsOf)

@@ -25,9 +25,9 @@ import java.time.Duration;
  */
 public final class Http {
     private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(2);
-    // Long enough that a receiver on a loaded machine still answers in time;
-    // a receiver that is down refuses the connection at once anyway.
-    private static final Duration TIMEOUT = Duration.ofSeconds(10);
+    // A receiver that hangs holds each changed row this long (the writer
+    // waits), so short; one that is down refuses the connection at once.
+    private static final Duration TIMEOUT = Duration.ofSeconds(3);
     private static final HttpClient CLIENT = HttpClient.newBuilder()
             .connectTimeout(CONNECT_TIMEOUT)
             .version(HttpClient.Version.HTTP_1_1)
