@@ -35,6 +35,9 @@ from core.h2.connection import H2Connection
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+# The Pipeline view's live feed consumes as a group of its own; the Lag view
+# leaves these groups out (they are the application's, not the user's).
+FEED_GROUP_PREFIX = "cdc-studio-feed-"
 _client_log = logging.getLogger(__name__ + ".librdkafka")
 _client_log.addFilter(TransientToInfo())
 FEED_SIZE = 200
@@ -206,7 +209,7 @@ class ChangeFeed:
     def _run(self) -> None:
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap,
-            "group.id": f"cdc-studio-feed-{uuid.uuid4().hex[:8]}",
+            "group.id": f"{FEED_GROUP_PREFIX}{uuid.uuid4().hex[:8]}",
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest" if self.from_beginning else "latest",
             "enable.auto.commit": False,

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 import numpy as np
 
+from core.cdc.pipeline import FEED_GROUP_PREFIX
 from core.errors import StudioError
 from core.kafka import profiles
 from core.kafka.lag import CELL_NAMES, GroupTarget, LagReader, LagSample
@@ -174,9 +175,8 @@ class LagModel(QObject):
         """Off the GUI thread: find the groups now and then, sample them."""
         reader = self.reader
         if time.monotonic() - self._discovered > DISCOVER_S:
-            self._groups = sorted(
-                set(reader.groups()) | set(isolation) | set(RUNNING_GROUPS)
-            )
+            users = {g for g in reader.groups() if not g.startswith(FEED_GROUP_PREFIX)}
+            self._groups = sorted(users | set(isolation) | set(RUNNING_GROUPS))
             self._discovered = time.monotonic()
         running = {g.group_id: g.lag_target() for g in list(RUNNING_GROUPS.values())}
         targets = [_target(g, isolation, running) for g in self._groups]

@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pytestqt.qtbot import QtBot
 
+from core.cdc.pipeline import FEED_GROUP_PREFIX
 from core.kafka.lag import GroupTarget, LagReader
 from gui.bridge import Bridge
 from gui.panels.lag import LagModel, LagPanel, RingBuffer
@@ -63,12 +64,20 @@ def test_lagging_group_is_plotted_and_exported(
     qtbot: QtBot,
     panel: LagPanel,
     lagging_group: tuple[str, str],
+    bootstrap: str,
     tmp_path: Path,
 ) -> None:
     group, topic = lagging_group
+    # The Pipeline view's feed group has offsets too; it is not the user's.
+    feed = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"{FEED_GROUP_PREFIX}t"}
+    )
+    feed.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+    feed.close()
     panel.model.set_isolation(group, "read_committed")
     panel.model.start()
     qtbot.waitUntil(lambda: panel.group.findText(group) >= 0, timeout=30000)
+    assert panel.group.findText(f"{FEED_GROUP_PREFIX}t") == -1
     panel.group.setCurrentText(group)
     qtbot.waitUntil(lambda: panel.model.buffer.count >= 3, timeout=30000)
     qtbot.waitUntil(lambda: len(panel._curves) == 3, timeout=5000)
