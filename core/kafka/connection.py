@@ -6,10 +6,11 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, TopicMetadata
 
 from core.errors import (
+    ConsumerError,
     KafkaAuthError,
     KafkaConnectionError,
     KafkaTlsError,
@@ -70,6 +71,30 @@ def admin_client(config: dict[str, Any], errors: ErrorCollector) -> AdminClient:
     }
     log.debug("admin client for %s", redacted(config))
     return AdminClient(full)
+
+
+def existing_topics(
+    client: Consumer | Producer, topics: list[str], timeout: float
+) -> dict[str, TopicMetadata]:
+    """The metadata of ``topics``; a clear error for one the cluster lacks."""
+    try:
+        # Every topic, not these: asking for one by name may create it.
+        metadata = client.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise ConsumerError(
+            f"Cannot read topic metadata: {exc.args[0].str()}",
+            hint="check that the cluster is reachable",
+        ) from exc
+    found = {}
+    for topic in topics:
+        meta = metadata.topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise ConsumerError(
+                f"Topic {topic} does not exist",
+                hint=f"check the name, or create it: cdc-studio topic create {topic}",
+            )
+        found[topic] = meta
+    return found
 
 
 _AUTH_CODES = {

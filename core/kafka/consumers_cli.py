@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -274,25 +275,48 @@ def _cmd_txn(args: argparse.Namespace, conf: Settings) -> int:
                 f"{producer.transactional_id}"
             ),
         )
-        then = args.then
+        then, why = args.then, None
         if then == "ask":
-            answer = input("commit or abort? [c/a] ").strip().lower()
-            then = "commit" if answer.startswith("c") else "abort"
+            then, why = _ask_commit_or_abort()
         if then == "hold":
             time.sleep(args.hold_seconds)
             then = "abort"
         getattr(producer, then)()
+        state = "committed" if then == "commit" else "aborted"
         emit(
             args.json,
             {
                 "transactional_id": producer.transactional_id,
-                "state": "committed" if then == "commit" else "aborted",
+                "state": state,
+                "reason": why,
             },
-            lambda: f"transaction {'committed' if then == 'commit' else 'aborted'}",
+            lambda: f"transaction {state}" + (f": {why}" if why else ""),
         )
     finally:
         producer.close()
     return 0
+
+
+def _ask_commit_or_abort(tries: int = 3) -> tuple[str, str | None]:
+    """The trainer's answer, "commit" or "abort", and why it is abort unasked.
+
+    Prompts on stderr, so that stdout stays records (or JSON lines). The end
+    of input, or no clear answer after ``tries``, aborts.
+    """
+    prompt = "commit or abort? [c/a] "
+    for _ in range(tries):
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            return "abort", "no answer (end of input)"
+        answer = line.strip().lower()
+        if answer in ("c", "commit"):
+            return "commit", None
+        if answer in ("a", "abort"):
+            return "abort", None
+        prompt = "type c (commit) or a (abort): "
+    return "abort", f"no answer of commit or abort after {tries} tries"
 
 
 def _state_file(conf: Settings, group: str) -> Path:

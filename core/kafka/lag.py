@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import OffsetSpec
 
-from core.errors import LagError, StudioError
-from core.kafka.connection import ClientLog
+from core.errors import KafkaConnectionError, LagError, StudioError
+from core.kafka import connection
 from core.kafka.offset_probe import TP, CommittedReader, NextRecord, RecordProbe, Scan
 from core.kafka.transactions import PinningProducer, find_pinning_producer
 from core.settings import Settings
@@ -226,8 +226,8 @@ class LagReader:
         self._count_up_to = count_up_to
         self._timeout = timeout
         self._probe_timeout = probe_timeout
-        admin_config: dict[str, Any] = {**client, "logger": ClientLog()}
-        self._admin = AdminClient(admin_config)
+        self._errors = connection.ErrorCollector()
+        self._admin = connection.admin_client(client, self._errors)
         self._committed = CommittedReader(client, timeout)
         self._probes = {
             iso: RecordProbe(client, iso)
@@ -241,11 +241,8 @@ class LagReader:
         try:
             listed = self._admin.list_consumer_groups(request_timeout=self._timeout)
             result = listed.result(self._timeout)
-        except KafkaException as exc:
-            raise LagError(
-                f"Cannot list consumer groups: {exc.args[0].str()}",
-                hint="check that the cluster is reachable",
-            ) from exc
+        except (KafkaException, TimeoutError) as exc:
+            raise self._connection_error(exc) from exc
         return sorted(
             g.group_id
             for g in result.valid
@@ -373,15 +370,19 @@ class LagReader:
         try:
             metadata = self._admin.list_topics(timeout=self._timeout)
         except KafkaException as exc:
-            raise LagError(
-                f"Cannot read the cluster's topics: {exc.args[0].str()}",
-                hint="check that the cluster is reachable",
-            ) from exc
+            raise self._connection_error(exc) from exc
         return {
             name: len(t.partitions)
             for name, t in metadata.topics.items()
             if t.error is None
         }
+
+    def _connection_error(self, exc: Exception) -> KafkaConnectionError:
+        """Why the cluster did not answer, naming its bootstrap servers."""
+        self._admin.poll(0)  # serves error_cb: the collector learns why
+        bootstrap = str(self.client.get("bootstrap.servers", ""))
+        cause = exc if isinstance(exc, KafkaException) else None
+        return connection.classify(bootstrap, cause, self._errors.take())
 
     def _ends(self, tps: set[TP]) -> dict[TP, _Ends]:
         """Log start, HW, LSO and newest timestamp, all requested at once."""
@@ -404,9 +405,9 @@ class LagReader:
                     answers[name][(tp.topic, tp.partition)] = future.result(
                         self._timeout
                     )
-                except KafkaException as exc:
+                except (KafkaException, TimeoutError) as exc:
                     log.info(
-                        "no %s offset for %s-%d: %s", name, tp.topic, tp.partition, exc
+                        "no %s offset for %s-%d: %r", name, tp.topic, tp.partition, exc
                     )
         ends = {}
         for tp in tps:

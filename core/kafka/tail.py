@@ -32,7 +32,7 @@ from confluent_kafka import (
 )
 
 from core.errors import ConsumerError
-from core.kafka.connection import ClientLog
+from core.kafka import connection
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,9 @@ class Tail:
     """Reads every new record of ``topics``; call :meth:`poll` in a loop.
 
     ``group_id`` None: no group (every partition assigned, nothing
-    committed); otherwise a member of that group, committing as it goes.
+    committed); otherwise a member of that group, committing as it goes
+    exactly what :meth:`poll` handed over: one past the last record returned
+    per partition, never records or transaction markers only prefetched.
     ``start``: "end" (only new records) or "beginning".
     """
 
@@ -118,9 +120,13 @@ class Tail:
                 "group.id": group_id or f"cdc-studio-tail-{uuid.uuid4().hex[:8]}",
                 "isolation.level": isolation,
                 "enable.auto.commit": group_id is not None,
+                # Stored by poll() itself: librdkafka's own store also takes
+                # the markers behind the last record returned (served while
+                # closing, say), and the commit on close would skip records.
+                "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest" if start == "beginning" else "latest",
                 "enable.partition.eof": False,
-                "logger": ClientLog(),
+                "logger": connection.ClientLog(),
             }
         )
         if group_id is not None:
@@ -128,23 +134,15 @@ class Tail:
             return
         offset = OFFSET_BEGINNING if start == "beginning" else OFFSET_END
         try:
-            metadata = self._consumer.list_topics(timeout=10)
-        except KafkaException as exc:
+            found = connection.existing_topics(self._consumer, topics, 10)
+        except ConsumerError:
             self._consumer.close()
-            raise ConsumerError(
-                f"Cannot read topic metadata: {exc.args[0].str()}",
-                hint="check that the cluster is reachable",
-            ) from exc
-        assigned = []
-        for topic in topics:
-            meta = metadata.topics.get(topic)
-            if meta is None or meta.error is not None:
-                self._consumer.close()
-                raise ConsumerError(
-                    f"Topic {topic} does not exist",
-                    hint="check the name, or create the topic first",
-                )
-            assigned += [TopicPartition(topic, p, offset) for p in meta.partitions]
+            raise
+        assigned = [
+            TopicPartition(topic, p, offset)
+            for topic, meta in found.items()
+            for p in meta.partitions
+        ]
         self._consumer.assign(assigned)
 
     def poll(self, max_records: int = 500, timeout: float = 0.2) -> list[TailRecord]:
@@ -154,11 +152,22 @@ class Tail:
             error = msg.error()
             if error is None:
                 records.append(TailRecord.from_message(msg))
+                self._store(msg)
             elif error.fatal():
                 raise ConsumerError(f"The tail failed: {error.str()}")
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.info("tail of %s: %s", self.topics, error.str())
         return records
+
+    def _store(self, msg: Message) -> None:
+        """Mark ``msg`` handed over: the group's next commit resumes after it."""
+        if self.group_id is None:
+            return
+        try:
+            self._consumer.store_offsets(message=msg)
+        except KafkaException as exc:
+            # The partition was revoked meanwhile: its new owner reads it again.
+            log.debug("offset of %s not stored: %s", msg.offset(), exc)
 
     def positions(self) -> dict[TP, int]:
         """The next offset per assigned partition (past skipped markers too)."""

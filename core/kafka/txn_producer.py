@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from core.errors import ConsumerError
-from core.kafka.connection import ClientLog
+from core.kafka import connection
 
 log = logging.getLogger(__name__)
 _TIMEOUT_S = 30.0
@@ -41,9 +41,10 @@ class TrainerProducer:
                 "transactional.id": self.transactional_id,
                 "transaction.timeout.ms": transaction_timeout_ms,
                 "message.timeout.ms": max(1000, transaction_timeout_ms - 1000),
-                "logger": ClientLog(),
+                "logger": connection.ClientLog(),
             }
         )
+        connection.existing_topics(self._producer, [topic], _TIMEOUT_S)
         self._call("start transactions", self._producer.init_transactions, _TIMEOUT_S)
         self.open = False
         self.sent = 0

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, TopicPartition
 
 from core.cli import main
-from tests.integration.consumers.helpers import wait_for_marker
+from tests.integration.consumers.helpers import (
+    produce,
+    read_all,
+    wait_for_marker,
+    wait_until_stable,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +78,94 @@ def test_txn_consume_and_lag_commands(
     sample = json.loads(capsys.readouterr().out)
     assert [g["group"] for g in sample["groups"]] == [group]
     assert [p["topic"] for p in sample["groups"][0]["partitions"]] == [topic]
+
+
+def test_consume_group_count_commits_exactly_what_it_printed(
+    bootstrap: str,
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 20 transactions of one record per partition, as the relay writes: the
+    # markers prefetched past what is printed must not move the offsets.
+    topic = new_topic(3)
+    for n in range(20):
+        produce(client, topic, [f"v{n}-{p}" for p in range(3)], 3, transaction="commit")
+    wait_for_marker(client, topic, 40, 3)
+
+    # Whether librdkafka takes the prefetched markers depends on timing while
+    # the consumer closes (about one run in two): four groups make it sure.
+    for _ in range(4):
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        argv = ["consume", topic, "--group", group, "--from-beginning", "--count", "10"]
+        assert main([*argv, "--bootstrap", bootstrap, "--json"]) == 0
+        records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert len(records) == 10
+        printed: dict[int, list[int]] = {p: [] for p in range(3)}
+        for record in records:
+            printed[record["partition"]].append(record["offset"])
+        # Records at even offsets, each followed by its transaction's marker.
+        assert all(o == list(range(0, 2 * len(o), 2)) for o in printed.values())
+
+        reader = Consumer({**client, "group.id": group})
+        try:
+            answer = reader.committed([TopicPartition(topic, p) for p in range(3)], 10)
+        finally:
+            reader.close()
+        committed = {tp.partition: tp.offset for tp in answer}
+        # One past the last record printed from each partition; none elsewhere.
+        expected = {p: o[-1] + 1 if o else OFFSET_INVALID for p, o in printed.items()}
+        assert committed == expected
+
+
+@pytest.mark.parametrize(
+    ("answers", "state", "reason"),
+    [
+        ("", "aborted", "no answer (end of input)"),
+        ("maybe\n\nc\n", "committed", None),
+        ("yes\nno\nlater\n", "aborted", "no answer of commit or abort after 3 tries"),
+    ],
+    ids=["end-of-input", "asked-again", "three-wrong-answers"],
+)
+def test_txn_ask_takes_only_commit_or_abort(
+    answers: str,
+    state: str,
+    reason: str | None,
+    bootstrap: str,
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topic = new_topic(1)
+    monkeypatch.setattr("sys.stdin", io.StringIO(answers))
+    argv = ["txn", topic, "--count", "2", "--then", "ask"]
+    assert main([*argv, "--bootstrap", bootstrap, "--json"]) == 0
+    out = capsys.readouterr()
+    lines = [json.loads(line) for line in out.out.splitlines()]
+    assert [(line["state"], line.get("reason")) for line in lines] == [
+        ("open", None),
+        (state, reason),
+    ]
+    asked = 1 if answers == "" else 3
+    assert out.err.count("[c/a]") + out.err.count("c (commit)") == asked
+
+    # The transaction is over either way: its marker is written (HW 3), and a
+    # read_committed reader gets the records only if it was committed.
+    wait_for_marker(client, topic, 3)
+    wait_until_stable(client, topic, 1)
+    values = [m.value() for m in read_all(client, topic, 1, "read_committed")]
+    assert values == ([b"txn-1", b"txn-2"] if state == "committed" else [])
+
+
+def test_txn_refuses_a_topic_that_does_not_exist(
+    bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic = f"nosuchtopic-{uuid.uuid4().hex[:8]}"
+    argv = ["txn", topic, "--count", "1", "--then", "commit", "--bootstrap", bootstrap]
+    assert main([*argv, "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out == {
+        "error": f"Topic {topic} does not exist",
+        "hint": f"check the name, or create it: cdc-studio topic create {topic}",
+    }
