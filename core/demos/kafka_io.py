@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import (
@@ -14,6 +15,7 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
+    Message,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
@@ -156,9 +158,14 @@ def end_offsets(
 
 
 def read_topic(
-    bootstrap: str, topic: str, isolation: str = "read_committed", timeout: float = 60
+    bootstrap: str,
+    topic: str,
+    isolation: str = "read_committed",
+    timeout: float = 60,
+    parse: Callable[[Message], OutputRecord | None] | None = None,
 ) -> list[OutputRecord]:
-    """Every record a reader with ``isolation`` sees, from the start to the end.
+    """Every record a reader with ``isolation`` sees, from the start to the end,
+    as ``parse`` makes it (None skips one; default: the demos' own records).
 
     The end of a partition is where the client reports end-of-partition: the
     last stable offset for ``read_committed`` (an open transaction and all after
@@ -196,15 +203,19 @@ def read_topic(
                     pending.discard(message.partition())
                     continue
                 raise DemoError(f"Reading {topic} failed: {error.str()}")
-            records.append(
-                _output_record(
-                    message.value(), message.partition() or 0, message.offset() or 0
-                )
-            )
+            record = (parse or _demo_record)(message)
+            if record is not None:
+                records.append(record)
     finally:
         consumer.close()
     records.sort(key=lambda r: (r.partition, r.offset))
     return records
+
+
+def _demo_record(message: Message) -> OutputRecord:
+    return _output_record(
+        message.value(), message.partition() or 0, message.offset() or 0
+    )
 
 
 def _output_record(raw: bytes | None, partition: int, offset: int) -> OutputRecord:

@@ -6,10 +6,8 @@ import json
 import signal
 import sys
 import time
-import uuid
-from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Message
 
 from core import workload
 from core.cdc import events
@@ -157,50 +155,24 @@ def read_events(
 ) -> list[OutputRecord]:
     """Change events of ``topics`` (read_committed), identified by their outbox
     sequence number, or by the row's CHANGE_ID column."""
-    existing = [t for t in topics if kafka_io.partition_state(ctx.bootstrap, t)]
-    config: dict[str, Any] = {
-        "bootstrap.servers": ctx.bootstrap,
-        "group.id": f"cdc-studio-demo-reader-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-    }
-    consumer = Consumer(config)
-    out: list[OutputRecord] = []
-    try:
-        parts = [
-            TopicPartition(t, p, 0)
-            for t in existing
-            for p in kafka_io.partition_state(ctx.bootstrap, t)
-        ]
-        if not parts:
-            return []
-        consumer.assign(parts)
-        pending = {(tp.topic, tp.partition) for tp in parts}
-        deadline = time.monotonic() + 60
-        while pending and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard((message.topic(), message.partition()))
-                continue
-            if message.value() is None:
-                continue
-            event = json.loads(message.value() or b"{}")
-            seq = int(event["source"].get("seq") or 0)
-            ident = str(event["after"]["CHANGE_ID"]) if by_change_id else str(seq)
-            key = f"{message.topic()}:{(message.key() or b'').decode()}"
-            out.append(
-                OutputRecord(
-                    ident, key, seq, message.partition() or 0, message.offset() or 0
-                )
-            )
-    finally:
-        consumer.close()
-    return out
+
+    def parse(message: Message) -> OutputRecord | None:
+        if message.value() is None:
+            return None  # a tombstone
+        event = json.loads(message.value() or b"{}")
+        seq = int(event["source"].get("seq") or 0)
+        ident = str(event["after"]["CHANGE_ID"]) if by_change_id else str(seq)
+        key = f"{message.topic()}:{(message.key() or b'').decode()}"
+        return OutputRecord(
+            ident, key, seq, message.partition() or 0, message.offset() or 0
+        )
+
+    return [
+        record
+        for topic in topics
+        if kafka_io.partition_state(ctx.bootstrap, topic)
+        for record in kafka_io.read_topic(ctx.bootstrap, topic, parse=parse)
+    ]
 
 
 def cleanup_schema(
