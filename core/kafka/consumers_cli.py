@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="sample again every SECONDS until Ctrl-C",
     )
+    lag.add_argument(
+        "--producers",
+        action="store_true",
+        help="name the producer of each open transaction (runs Kafka's "
+        "kafka-transactions tool: a few seconds per pinned partition)",
+    )
     _client_options(lag)
     lag.set_defaults(handler=_cmd_lag)
 
@@ -148,9 +154,17 @@ def client_config(args: argparse.Namespace, conf: Settings) -> dict[str, Any]:
 
 
 def _cmd_lag(args: argparse.Namespace, conf: Settings) -> int:
-    from core.kafka.lag import GroupTarget, LagReader, LagSample
+    from core.kafka.lag import (
+        GroupTarget,
+        LagReader,
+        LagSample,
+        PinningProducer,
+        name_pinning_producers,
+    )
 
-    reader = LagReader(client_config(args, conf))
+    client = client_config(args, conf)
+    reader = LagReader(client)
+    known: dict[tuple[str, int, int], PinningProducer | None] = {}
     try:
         while True:
             names = args.group or reader.groups()
@@ -166,6 +180,9 @@ def _cmd_lag(args: argparse.Namespace, conf: Settings) -> int:
                     for g in sample.groups
                     if any(p.committed is not None for p in g.partitions)
                 ]
+            if args.producers:
+                bootstrap = str(client["bootstrap.servers"])
+                sample = name_pinning_producers(sample, conf, bootstrap, known)
             emit(args.json, sample.to_json(), functools.partial(_lag_text, sample))
             if not args.watch:
                 return 0

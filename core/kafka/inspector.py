@@ -231,8 +231,9 @@ class ClusterInspector:
 
     def _learn_racks(self) -> None:
         try:
-            cluster = self._admin.describe_cluster(request_timeout=2).result()
-        except KafkaException as exc:
+            future = self._admin.describe_cluster(request_timeout=2)
+            cluster = future.result(timeout=self._answer_timeout())
+        except (KafkaException, TimeoutError) as exc:
             log.debug("racks not read, retrying in 30 s: %s", exc)
             self._racks_retry_at = time.monotonic() + 30
             return
@@ -245,10 +246,12 @@ class ClusterInspector:
         resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
         futures = self._admin.describe_configs(resources, request_timeout=self.timeout)
         configs: dict[str, TopicConfig] = {}
+        deadline = time.monotonic() + self._answer_timeout()
         for resource, future in futures.items():
             try:
-                configs[resource.name] = _topic_config(future.result())
-            except KafkaException as exc:
+                answer = future.result(timeout=_left(deadline))
+                configs[resource.name] = _topic_config(answer)
+            except (KafkaException, TimeoutError) as exc:
                 log.debug("configs of %s not read: %s", resource.name, exc)
         return configs
 
@@ -276,12 +279,14 @@ class ClusterInspector:
                 request_timeout=min(self.timeout, OFFSETS_TIMEOUT_S),
             )
         found: dict[str, dict[tuple[str, int], int]] = {}
+        deadline = time.monotonic() + self._answer_timeout()
         for what, futures in pending.items():
             found[what] = {}
             for tp, future in futures.items():
                 try:
-                    found[what][(tp.topic, tp.partition)] = future.result().offset
-                except KafkaException as exc:
+                    answer = future.result(timeout=_left(deadline))
+                    found[what][(tp.topic, tp.partition)] = answer.offset
+                except (KafkaException, TimeoutError) as exc:
                     log.debug(
                         "%s offset of %s-%d: %s", what, tp.topic, tp.partition, exc
                     )
@@ -404,15 +409,15 @@ class ClusterInspector:
 
     # -- errors --------------------------------------------------------------
 
-    def _result(self, future: Future[Any], what: str) -> Any:
-        try:
-            return future.result()
-        except KafkaException as exc:
-            raise self._connection_error(exc) from exc
+    def _answer_timeout(self) -> float:
+        """How long to wait for an admin answer: librdkafka times requests out
+        itself well before this; the bound only keeps a lost answer from
+        holding a worker thread forever."""
+        return self.timeout * 3
 
     def _action_result(self, future: Future[Any], what: str) -> Any:
         try:
-            return future.result(timeout=self.timeout * 3)
+            return future.result(timeout=self._answer_timeout())
         except TimeoutError as exc:
             self._admin.poll(0)
             raise connection.classify(
@@ -435,3 +440,9 @@ class ClusterInspector:
     def _connection_error(self, exc: KafkaException) -> KafkaConnectionError:
         self._admin.poll(0)  # serves error_cb, filling the collector
         return connection.classify(self.bootstrap, exc, self._errors.take())
+
+
+def _left(deadline: float) -> float:
+    """Seconds to the deadline; a little even when it has passed, so answers
+    already in are still taken."""
+    return max(deadline - time.monotonic(), 0.01)

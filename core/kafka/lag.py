@@ -622,22 +622,14 @@ class LagSampler:
         """Fill in known pinning producers; look up new pins in the background."""
         if self._settings is None:
             return sample
-        groups = []
-        for group in sample.groups:
-            parts = []
-            for p in group.partitions:
-                txn = p.open_transaction
-                if txn is not None:
-                    key = (p.topic, p.partition, txn.last_stable_offset)
-                    if key not in self._producers:
-                        self._producers[key] = None
-                        self._finder.submit(self._find, key)
-                    found = self._producers.get(key)
-                    if found is not None:
-                        p = _replace_txn(p, found)
-                parts.append(p)
-            groups.append(GroupLag(group.group, group.isolation, parts))
-        return LagSample(sample.at, sample.took_s, groups)
+
+        def known(key: tuple[str, int, int]) -> PinningProducer | None:
+            if key not in self._producers:
+                self._producers[key] = None
+                self._finder.submit(self._find, key)
+            return self._producers.get(key)
+
+        return _with_pinning_producers(sample, known)
 
     def _find(self, key: tuple[str, int, int]) -> None:
         assert self._settings is not None
@@ -648,6 +640,51 @@ class LagSampler:
             )
         except StudioError as exc:
             log.info("cannot find the producer pinning %s: %s", key, exc)
+
+
+def name_pinning_producers(
+    sample: LagSample,
+    settings: Settings,
+    bootstrap: str,
+    known: dict[tuple[str, int, int], PinningProducer | None] | None = None,
+) -> LagSample:
+    """``sample`` with the producer of each open transaction looked up now.
+
+    Synchronous (a few seconds of Kafka's own tool per pinned partition), for
+    the command line; ``known`` carries answers between samples of a watch.
+    """
+    answers = {} if known is None else known
+
+    def find(key: tuple[str, int, int]) -> PinningProducer | None:
+        if key not in answers:
+            try:
+                answers[key] = find_pinning_producer(settings, bootstrap, *key)
+            except StudioError as exc:
+                log.info("cannot find the producer pinning %s: %s", key, exc)
+                answers[key] = None
+        return answers[key]
+
+    return _with_pinning_producers(sample, find)
+
+
+def _with_pinning_producers(
+    sample: LagSample,
+    producer_of: Callable[[tuple[str, int, int]], PinningProducer | None],
+) -> LagSample:
+    """``sample`` with each open transaction's producer, where ``producer_of``
+    (topic, partition, LSO) knows it."""
+    groups = []
+    for group in sample.groups:
+        parts = []
+        for p in group.partitions:
+            txn = p.open_transaction
+            if txn is not None:
+                found = producer_of((p.topic, p.partition, txn.last_stable_offset))
+                if found is not None:
+                    p = _replace_txn(p, found)
+            parts.append(p)
+        groups.append(GroupLag(group.group, group.isolation, parts))
+    return LagSample(sample.at, sample.took_s, groups)
 
 
 def _replace_txn(p: PartitionLag, producer: PinningProducer) -> PartitionLag:

@@ -203,3 +203,49 @@ class Timeline:
     def __len__(self) -> int:
         with self._lock:
             return len(self._events)
+
+
+# What a summary line says for each kind of partition event.
+_SUMMARY_VERBS = {
+    "leader-moved": "leader moved",
+    "partition-offline": "went offline",
+    "partition-online": "came back online",
+    "replicas-changed": "replicas changed",
+    "isr-shrank": "ISR shrank",
+    "isr-expand": "ISR grew",
+    "isr-changed": "ISR changed",
+}
+
+
+def readable_batch(
+    events: list[ClusterEvent], focus: str = "", detail_limit: int = 100
+) -> list[str]:
+    """The lines a person reads for one refresh's events, oldest first.
+
+    A broker dying on a big cluster changes thousands of partitions at once;
+    listed one by one they would push "broker 1 left" out of any bounded
+    timeline. So cluster-wide events (brokers, topics) always come through,
+    last (on top of a newest-first list), and when a refresh changed more than
+    ``detail_limit`` partitions, their events become one summary line per
+    kind, plus, one by one, those of topics whose name contains ``focus``
+    (the topic filter the person typed), up to ``detail_limit``.
+    """
+    cluster_wide = [e for e in events if e.partition is None]
+    per_partition = [e for e in events if e.partition is not None]
+    if len(per_partition) <= detail_limit:
+        return [e.message for e in per_partition + cluster_wide]
+    lines: list[str] = []
+    needle = focus.strip().lower()
+    if needle:
+        focused = [e for e in per_partition if needle in (e.topic or "").lower()]
+        lines += [e.message for e in focused[:detail_limit]]
+    by_kind: dict[str, list[ClusterEvent]] = {}
+    for event in per_partition:
+        by_kind.setdefault(event.kind, []).append(event)
+    for kind, group in by_kind.items():
+        topics = len({e.topic for e in group})
+        lines.append(
+            f"{_SUMMARY_VERBS.get(kind, kind)}: {len(group)} partitions of "
+            f"{topics} topics (filter the topic list to list them here)"
+        )
+    return lines + [e.message for e in cluster_wide]

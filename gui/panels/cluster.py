@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from core.kafka.cluster import ClusterSnapshot
 from core.kafka.inspector import ClusterInspector
-from core.kafka.timeline import ClusterEvent
+from core.kafka.timeline import ClusterEvent, readable_batch
 from gui.bridge import Bridge
 from gui.cluster_connection import ConnectionChooser
 from gui.cluster_grid import LEGEND, PartitionGridModel, TopicListModel
@@ -45,6 +45,8 @@ AREA = "right"
 DASHBOARD = True
 REFRESH_MS = 1000
 TIMELINE_ROWS = 500
+# More partition events than this in one refresh are summarised (see readable_batch).
+DETAIL_LIMIT = 100
 
 
 class ClusterRefresher(QObject):
@@ -238,6 +240,11 @@ class ClusterPanel(QWidget):
         for button in self._buttons():
             button.setVisible(self._editable)
 
+    def shutdown(self) -> None:
+        """Stop refreshing (the window is closing); the client goes off-thread."""
+        self.refresher.stop()
+        self._bridge.run(self.refresher.inspector.close)
+
     @Slot(object, bool)
     def set_connection(self, inspector: ClusterInspector, read_only: bool) -> None:
         """Show another cluster (a connection profile); read-only hides writes."""
@@ -274,9 +281,11 @@ class ClusterPanel(QWidget):
             self.topic_view.setCurrentIndex(self.topics.index(row))
         self._show_grid()
         self._show_summary(snapshot)
-        for event in events[-TIMELINE_ROWS:]:
-            stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
-            self.timeline.insertItem(0, f"{stamp}  {event.message}")
+        if events:
+            stamp = time.strftime("%H:%M:%S", time.localtime(events[-1].at))
+            lines = readable_batch(events, self.filter_edit.text(), DETAIL_LIMIT)
+            for line in lines[-TIMELINE_ROWS:]:
+                self.timeline.insertItem(0, f"{stamp}  {line}")
         while self.timeline.count() > TIMELINE_ROWS:
             self.timeline.takeItem(self.timeline.count() - 1)
 

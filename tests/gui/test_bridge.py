@@ -7,8 +7,10 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from core import settings
@@ -42,6 +44,48 @@ def test_results_and_errors_arrive_on_the_gui_thread(qtbot: QtBot) -> None:
     assert sorted(s[:2] for s in seen) == [("done", 42), ("error", "negative")]
     assert {s[2] for s in seen} == {bridge.gui_thread}
     assert bridge.gui_thread not in worker and bridge.busy == 0
+
+
+@pytest.mark.expect_warnings
+def test_a_stuck_call_never_holds_the_gui_thread(
+    qtbot: QtBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call that never returns (a client library hung) is named and left
+    behind; closing and destroying its bridge do not wait for it."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    bridge = Bridge()
+    release = threading.Event()
+    answers: list[int] = []
+
+    def stuck() -> None:
+        release.wait(60)
+
+    bridge.run(stuck)
+    bridge.run(lambda: 7, on_done=answers.append)  # others still get through
+    qtbot.waitUntil(lambda: answers == [7], timeout=10_000)
+
+    started = time.monotonic()
+    assert bridge.wait_idle(200) is False
+    assert time.monotonic() - started < 5
+    assert any(
+        "still running after 0 s: test_a_stuck_call_never_holds_the_gui_thread."
+        "<locals>.stuck" in r.getMessage()
+        for r in caplog.records
+    )
+
+    # Destroying the bridge (as closing the window does) returns at once.
+    started = time.monotonic()
+    bridge.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert time.monotonic() - started < 5
+
+    # Once it returns, its worker ends; the answer goes nowhere, quietly.
+    release.set()
+    qtbot.waitUntil(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("bridge-")],
+        timeout=10_000,
+    )
 
 
 def test_a_process_whose_workers_used_jdbc_still_exits(

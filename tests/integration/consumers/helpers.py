@@ -134,3 +134,17 @@ def wait_until_stable(client: dict[str, Any], topic: str, partitions: int) -> No
             return
         assert time.monotonic() < deadline, f"{topic}: LSO stayed below HW for 30 s"
         time.sleep(0.1)
+
+
+def hold_open_transaction(
+    client: dict[str, Any], topic: str, txn_id: str, after: int
+) -> Producer:
+    """A producer whose transaction holds one record of ``topic``'s partition 0
+    (at offset 0) open, then ``after`` plain records; abort or commit it."""
+    holder = Producer({**client, "transactional.id": txn_id})
+    holder.init_transactions(30)
+    holder.begin_transaction()
+    holder.produce(topic, key=b"open", value=b"open", partition=0)
+    assert holder.flush(30) == 0
+    produce(client, topic, [f"p{i}" for i in range(after)], partitions=1)
+    return holder

@@ -12,7 +12,9 @@ import pytest
 from confluent_kafka import OFFSET_INVALID, Consumer, TopicPartition
 
 from core.cli import main
+from core.settings import Settings
 from tests.integration.consumers.helpers import (
+    hold_open_transaction,
     produce,
     read_all,
     wait_for_marker,
@@ -169,3 +171,39 @@ def test_txn_refuses_a_topic_that_does_not_exist(
         "error": f"Topic {topic} does not exist",
         "hint": f"check the name, or create it: cdc-studio topic create {topic}",
     }
+
+
+def test_lag_names_the_producer_of_an_open_transaction(
+    bootstrap: str,
+    client: dict[str, Any],
+    new_topic: Callable[..., str],
+    stack_settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topic = new_topic(1)
+    txn_id = f"pinning-cli-{uuid.uuid4().hex[:8]}"
+    holder = hold_open_transaction(client, topic, txn_id, after=2)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    committer = Consumer({**client, "group.id": group})
+    committer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    committer.close()
+    argv = [
+        *("--data-dir", stack_settings.data_dir, "lag", "--bootstrap", bootstrap),
+        *("--group", group, "--isolation", "read_committed"),
+    ]
+    try:
+        assert main([*argv, "--producers", "--json"]) == 0
+        (part,) = json.loads(capsys.readouterr().out)["groups"][0]["partitions"]
+        txn = part["open_transaction"]
+        assert (part["last_stable_offset"], part["high_watermark"]) == (0, 3)
+        assert (txn["offsets_past"], txn["producer"]["start_offset"]) == (3, 0)
+        assert txn["producer"]["transactional_id"] == txn_id
+        assert txn["producer"]["state"] == "Ongoing"
+
+        # Text for people: the note names it; without --producers it says so.
+        assert main([*argv, "--producers"]) == 0
+        assert f"open transaction at 0 (HW 3 past, {txn_id})" in capsys.readouterr().out
+        assert main(argv) == 0
+        assert "producer not found yet" in capsys.readouterr().out
+    finally:
+        holder.abort_transaction(30)

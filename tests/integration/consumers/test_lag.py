@@ -15,6 +15,7 @@ from core.kafka.lag import GroupTarget, LagReader, LagSampler
 from core.settings import Settings
 from core.stack.tools import run_tool
 from tests.integration.consumers.helpers import (
+    hold_open_transaction,
     produce,
     read_all,
     wait_for_marker,
@@ -119,12 +120,7 @@ def test_open_transaction_pins_the_last_stable_offset(
 ) -> None:
     topic = new_topic(1)
     txn_id = f"pinning-{uuid.uuid4().hex[:8]}"
-    holder = Producer({**client, "transactional.id": txn_id})
-    holder.init_transactions(30)
-    holder.begin_transaction()
-    holder.produce(topic, key=b"open", value=b"open")
-    assert holder.flush(30) == 0
-    produce(client, topic, [f"p{i}" for i in range(5)], partitions=1)
+    holder = hold_open_transaction(client, topic, txn_id, after=5)
     group = f"g-{uuid.uuid4().hex[:8]}"
     commit(client, group, {(topic, 0): 0})
     targets = [GroupTarget(group, (topic,), "read_committed")]

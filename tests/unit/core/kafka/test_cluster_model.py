@@ -9,7 +9,7 @@ from core.kafka.cluster import (
     TopicConfig,
     TopicState,
 )
-from core.kafka.timeline import Timeline, diff
+from core.kafka.timeline import Timeline, diff, readable_batch
 
 BROKERS = tuple(Broker(i, "127.0.0.1", 9091 + i, f"rack-{i}") for i in (1, 2, 3))
 
@@ -133,3 +133,57 @@ def test_diff_offline_topics_and_timeline() -> None:
     assert [e.message for e in timeline.events(since=2.5)] == messages
     assert timeline.events(since=3.0) == []
     assert len(timeline) == 3
+
+
+def _big_kill(topics: int, partitions: int) -> list[str]:
+    """A broker kill on a cluster of ``topics`` x ``partitions``: the events."""
+
+    def cluster(leader: int, isr: tuple[int, ...], brokers: tuple[Broker, ...]):
+        states = {
+            f"topic-{t:03d}": TopicState(
+                f"topic-{t:03d}",
+                False,
+                tuple(
+                    PartitionState(f"topic-{t:03d}", p, leader, (1, 2, 3), isr)
+                    for p in range(partitions)
+                ),
+                TopicConfig(2),
+            )
+            for t in range(topics)
+        }
+        return ClusterSnapshot("cid", 1, brokers, states, 1.0)
+
+    before = cluster(1, (1, 2, 3), BROKERS)
+    after = cluster(2, (2, 3), BROKERS[1:])
+    return diff(before, after)
+
+
+def test_a_big_batch_keeps_the_broker_event_and_summarises_partitions() -> None:
+    events = _big_kill(topics=40, partitions=10)  # 400 partitions changed
+    assert len(events) == 1 + 2 * 400
+
+    lines = readable_batch(events, focus="", detail_limit=100)
+    # Oldest first: summaries, then the broker event last (on top of the view).
+    assert lines == [
+        "leader moved: 400 partitions of 40 topics "
+        "(filter the topic list to list them here)",
+        "ISR shrank: 400 partitions of 40 topics "
+        "(filter the topic list to list them here)",
+        "broker 1 left",
+    ]
+
+    # The topic the person filtered on is still listed partition by partition.
+    focused = readable_batch(events, focus="TOPIC-007", detail_limit=100)
+    detail = [line for line in focused if line.startswith("topic-007-")]
+    assert len(detail) == 20
+    assert "topic-007-3: leader moved from 1 to 2" in detail
+    assert "topic-007-3: ISR shrank to {2,3}" in detail
+    assert focused[-1] == "broker 1 left"
+
+
+def test_a_small_batch_is_listed_event_by_event() -> None:
+    events = _big_kill(topics=2, partitions=3)
+    lines = readable_batch(events, focus="", detail_limit=100)
+    assert len(lines) == 1 + 2 * 6
+    assert lines[0] == "topic-000-0: leader moved from 1 to 2"
+    assert lines[-1] == "broker 1 left"
