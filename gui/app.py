@@ -17,6 +17,7 @@ from gui.main_window import MainWindow
 from gui.messages import Messages
 from gui.panels import PanelContext
 from gui.stack_model import StackModel
+from gui.workarounds import GuiThreadCollector
 
 log = logging.getLogger(__name__)
 _qt_log = logging.getLogger(__name__ + ".qt")
@@ -93,6 +94,8 @@ def run_gui(
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Kafka CDC Studio")
     _route_qt_messages()
+    collector = GuiThreadCollector()
+    collector.start()
     if dashboard:
         # Large type everywhere, headers and tooltips included, for a wall.
         font = QFont(QApplication.font())
@@ -124,6 +127,7 @@ def run_gui(
         stack.start()
     code = app.exec()
     window.context.bridge.wait_idle(5_000)
+    collector.stop()
     return int(code)
 
 

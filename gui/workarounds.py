@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import sys
 
 
@@ -23,3 +24,51 @@ def make_singletons_immortal() -> None:
         refcount = ctypes.c_ssize_t.from_address(id(singleton))
         if refcount.value < 1 << 60:
             refcount.value += 1 << 60
+
+
+class GuiThreadCollector:
+    """Python's cyclic garbage collection, run on the GUI thread only.
+
+    Left to itself, a collection runs on whichever thread happens to allocate,
+    and JPype runs a full one from its Java reference thread after every Java
+    garbage collection. Either way unreachable Qt objects get destroyed off
+    the GUI thread: that thread then holds a Qt mutex while it waits for the
+    GIL, the GUI thread holds the GIL while it waits for the same mutex (it
+    was destroying widgets), and the window freezes for good. Found in a test
+    run: the JPype thread in ~QObject, the GUI thread in ~QMenu.
+
+    So while the GUI runs, automatic collection is off (JPype's call into the
+    collector respects that) and a timer on the GUI thread collects instead,
+    a generation at a time by the interpreter's own thresholds.
+    """
+
+    def __init__(self, interval_ms: int = 200) -> None:
+        from PySide6.QtCore import QTimer
+
+        self._timer = QTimer()
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.collect)
+        self._was_enabled = gc.isenabled()
+
+    def start(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Collect once more here, then give collection back to the interpreter."""
+        self._timer.stop()
+        gc.collect()
+        if self._was_enabled:
+            gc.enable()
+
+    @staticmethod
+    def collect() -> int:
+        """One generation's collection if its threshold is passed (as the
+        interpreter would have done), on the calling (GUI) thread."""
+        counts = gc.get_count()
+        thresholds = gc.get_threshold()
+        for generation in (2, 1, 0):
+            if thresholds[generation] and counts[generation] > thresholds[generation]:
+                return gc.collect(generation)
+        return 0
