@@ -317,6 +317,7 @@ class ClusterInspector:
     ) -> None:
         """Create ``name`` and wait until every partition has a leader."""
         self._check_writable(f"create topic {name}")
+        _check_min_insync(name, (config or {}).get(MIN_ISR), replication_factor)
         new = NewTopic(name, partitions, replication_factor, config=config or {})
         futures = self._admin.create_topics([new], request_timeout=self.timeout)
         self._action_result(futures[name], f"create topic {name}")
@@ -346,6 +347,12 @@ class ClusterInspector:
     def alter_topic_config(self, topic: str, changes: dict[str, str | None]) -> None:
         """Set (or, with None, reset to the default) configs of ``topic``."""
         self._check_writable(f"change the config of {topic}")
+        if changes.get(MIN_ISR) is not None:
+            listed = self._admin.list_topics(topic, timeout=self.timeout).topics
+            found = listed.get(topic)
+            if found is not None and found.error is None and found.partitions:
+                factor = min(len(p.replicas) for p in found.partitions.values())
+                _check_min_insync(topic, changes[MIN_ISR], factor)
         entries = [
             ConfigEntry(
                 key,
@@ -446,3 +453,28 @@ def _left(deadline: float) -> float:
     """Seconds to the deadline; a little even when it has passed, so answers
     already in are still taken."""
     return max(deadline - time.monotonic(), 0.01)
+
+
+MIN_ISR = "min.insync.replicas"
+
+
+def _check_min_insync(topic: str, value: str | None, replication_factor: int) -> None:
+    """Refuse a min.insync.replicas no partition of ``topic`` could meet.
+
+    Kafka takes it, and then refuses every acks=all write to the topic.
+    """
+    if value is None:
+        return
+    try:
+        wanted = int(value)
+    except ValueError:
+        raise ClusterActionError(
+            f"{MIN_ISR} of {topic} must be a whole number, not {value!r}",
+            hint="for example 2",
+        ) from None
+    if wanted > replication_factor:
+        raise ClusterActionError(
+            f"{MIN_ISR} {wanted} is more than the replication factor "
+            f"{replication_factor} of {topic}: every acks=all write would be refused",
+            hint=f"use at most {replication_factor}",
+        )

@@ -129,15 +129,16 @@ class Tail:
                 "logger": connection.ClientLog(),
             }
         )
-        if group_id is not None:
-            self._consumer.subscribe(topics)
-            return
-        offset = OFFSET_BEGINNING if start == "beginning" else OFFSET_END
         try:
+            # A group would wait for a missing topic in silence: say so now.
             found = connection.existing_topics(self._consumer, topics, 10)
         except ConsumerError:
             self._consumer.close()
             raise
+        if group_id is not None:
+            self._consumer.subscribe(topics)
+            return
+        offset = OFFSET_BEGINNING if start == "beginning" else OFFSET_END
         assigned = [
             TopicPartition(topic, p, offset)
             for topic, meta in found.items()

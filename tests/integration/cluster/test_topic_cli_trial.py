@@ -54,6 +54,31 @@ def test_topic_create_with_configs_beside_the_settings_file(
     assert len(admin.list_topics(name, timeout=10).topics[name].partitions) == 2
 
 
+def test_min_insync_above_the_replication_factor_is_refused(
+    stack: Stack, bootstrap: str, config_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = f"trial-{uuid.uuid4().hex[:8]}"
+    topic = ["--config", config_file, "topic"]
+    create = [*topic, "create", name, "--replication-factor", "2", "--json"]
+
+    assert main([*create, "--config", "min.insync.replicas=3"]) == 2
+    assert json.loads(capsys.readouterr().out) == {
+        "error": f"min.insync.replicas 3 is more than the replication factor 2 of "
+        f"{name}: every acks=all write would be refused",
+        "hint": "use at most 2",
+    }
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    assert name not in admin.list_topics(timeout=10).topics
+
+    assert main([*create, "--config", "min.insync.replicas=2"]) == 0
+    capsys.readouterr()
+    assert main([*topic, "alter", name, "min.insync.replicas=3", "--json"]) == 2
+    assert "more than the replication factor 2" in capsys.readouterr().out
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = admin.describe_configs([resource])[resource].result(30)
+    assert configs["min.insync.replicas"].value == "2"
+
+
 def test_electing_leaders_of_an_unknown_topic_is_a_clear_error(
     stack: Stack, config_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -207,3 +207,17 @@ def test_lag_names_the_producer_of_an_open_transaction(
         assert "producer not found yet" in capsys.readouterr().out
     finally:
         holder.abort_transaction(30)
+
+
+@pytest.mark.parametrize("with_group", [False, True])
+def test_consume_refuses_a_topic_that_does_not_exist(
+    bootstrap: str, capsys: pytest.CaptureFixture[str], with_group: bool
+) -> None:
+    topic = f"nosuchtopic-{uuid.uuid4().hex[:8]}"
+    group = ["--group", f"g-{uuid.uuid4().hex[:8]}"] if with_group else []
+    argv = ["consume", topic, *group, "--count", "1", "--bootstrap", bootstrap]
+    assert main([*argv, "--json"]) == 2
+    assert json.loads(capsys.readouterr().out) == {
+        "error": f"Topic {topic} does not exist",
+        "hint": f"check the name, or create it: cdc-studio topic create {topic}",
+    }
