@@ -242,6 +242,15 @@ def read_statuses(conf: Settings) -> list[dict[str, Any]]:
     return statuses
 
 
+def shown_state(status: dict[str, Any]) -> str:
+    """A relay's state for people: the last one it wrote, unless its process
+    is gone without saying it stopped (killed, or the machine went down)."""
+    state = str(status.get("state"))
+    if status.get("alive") or state in ("stopped", "failed"):
+        return state
+    return f"gone (last said: {state})"
+
+
 def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
     from core.cdc.relay import Relay, RelayConfig, RelayStats
 
@@ -280,7 +289,7 @@ def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
                         [
                             s.get("relay_id"),
                             s.get("mode"),
-                            s.get("state"),
+                            shown_state(s),
                             s.get("pid"),
                             s.get("published"),
                             s.get("rejected"),

@@ -20,3 +20,15 @@ def test_close_after_a_fatal_error_is_quiet() -> None:
     relay.close()
 
     assert relay._producer is None
+
+
+def test_relay_status_says_when_a_relay_is_gone() -> None:
+    from core.cdc.cli import shown_state
+
+    assert shown_state({"state": "publishing", "alive": True}) == "publishing"
+    assert shown_state({"state": "stopped", "alive": False}) == "stopped"
+    assert shown_state({"state": "failed", "alive": False}) == "failed"
+    assert (
+        shown_state({"state": "publishing", "alive": False})
+        == "gone (last said: publishing)"
+    )
