@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -199,7 +201,26 @@ class H2Connection:
             self.set_autocommit(True)
 
     def run(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Result:
-        """Run one statement; a query gives rows, anything else an update count."""
+        """Run one statement; a query gives rows, anything else an update count.
+
+        H2 checks ``IF NOT EXISTS`` before it creates, so two sessions creating
+        the same object at once can both pass the check, and the second then
+        fails with "already exists" (seen: the GUI and a relay both setting up
+        the capture schema). Such a statement is run again: it then finds the
+        object and does nothing.
+        """
+        retries = _RACE_RETRIES if _IF_NOT_EXISTS.search(sql) else 0
+        for attempt in range(retries + 1):
+            try:
+                return self._run_once(sql, params)
+            except H2Error as exc:
+                if attempt == retries or "already exists" not in str(exc.args[0]):
+                    raise
+                log.debug("lost a race creating an object, again: %s", exc.args[0])
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _run_once(self, sql: str, params: list[Any] | tuple[Any, ...]) -> Result:
         import jpype
 
         sql_exception = jpype.JClass("java.sql.SQLException")
@@ -223,6 +244,10 @@ class H2Connection:
         self, sql: str, params: list[Any] | tuple[Any, ...] = ()
     ) -> list[list[Any]]:
         return self.run(sql, params).rows
+
+
+_IF_NOT_EXISTS = re.compile(r"\bIF\s+NOT\s+EXISTS\b", re.IGNORECASE)
+_RACE_RETRIES = 5
 
 
 def _hint_for_sql_state(state: str) -> str:

@@ -7,8 +7,9 @@ from decimal import Decimal
 import psutil
 import pytest
 
-from core.errors import H2AuthError
+from core.errors import H2AuthError, H2Error
 from core.h2.connection import H2Connection
+from core.settings import Settings
 from core.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -63,3 +64,53 @@ def test_h2_password_file_private_and_wrong_password_refused(stack: Stack) -> No
         H2Connection(stack.settings, password="not-the-password")
     assert "wrong user name or password" in str(info.value)
     assert "h2/password" in str(info.value)
+
+
+def test_sessions_racing_to_create_the_same_object_all_succeed(
+    stack: Stack, stack_settings: Settings
+) -> None:
+    """H2 checks IF NOT EXISTS before it creates: racing sessions must not fail."""
+    import threading
+    import uuid
+
+    schema = f"RACE_{uuid.uuid4().hex[:8].upper()}"
+    sessions = [H2Connection(stack_settings) for _ in range(4)]
+    errors: list[str] = []
+    try:
+        for round_ in range(15):
+            start = threading.Barrier(len(sessions))
+
+            def create(conn: H2Connection, round_: int = round_) -> None:
+                start.wait(10)
+                try:
+                    conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                    conn.run(
+                        f'CREATE TABLE IF NOT EXISTS "{schema}".T{round_} '
+                        "(ID INT PRIMARY KEY)"
+                    )
+                    conn.run(
+                        f'CREATE ALIAS IF NOT EXISTS "{schema}".F{round_} '
+                        "FOR 'java.lang.Math.sqrt'"
+                    )
+                except H2Error as exc:
+                    errors.append(str(exc.args[0]))
+
+            workers = [threading.Thread(target=create, args=(c,)) for c in sessions]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(30)
+        assert errors == []
+        tables = sessions[0].query(
+            "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ?",
+            [schema],
+        )
+        aliases = sessions[0].query(
+            "SELECT COUNT(*) FROM INFORMATION_SCHEMA.ROUTINES WHERE ROUTINE_SCHEMA = ?",
+            [schema],
+        )
+        assert (tables, aliases) == ([[15]], [[15]])
+    finally:
+        sessions[0].run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        for conn in sessions:
+            conn.close()
