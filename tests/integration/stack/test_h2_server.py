@@ -80,7 +80,11 @@ def test_sessions_racing_to_create_the_same_object_all_succeed(
         for round_ in range(15):
             start = threading.Barrier(len(sessions))
 
-            def create(conn: H2Connection, round_: int = round_) -> None:
+            def create(
+                conn: H2Connection,
+                round_: int = round_,
+                start: threading.Barrier = start,
+            ) -> None:
                 start.wait(10)
                 try:
                     conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
