@@ -237,3 +237,8 @@ class ClusterSnapshot:
             "summary": self.summary(),
             "topics": [self.topics[name].to_json() for name in sorted(self.topics)],
         }
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 topic``, ``3 topics``: a count with its noun (regular plurals)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.cli import emit, table
 from core.errors import SettingsError
-from core.kafka.cluster import ClusterSnapshot
+from core.kafka.cluster import ClusterSnapshot, counted
 from core.kafka.exporter import Exporter, parse_listen
 from core.kafka.inspector import ClusterInspector
 from core.kafka.lag import LagReader
@@ -384,7 +384,8 @@ def _cmd_profile(args: argparse.Namespace, conf: Settings) -> int:
         }
         text = (
             f"{args.name}: connected to cluster {snapshot.cluster_id}, "
-            f"{len(snapshot.brokers)} brokers, {len(snapshot.topics)} topics"
+            f"{counted(len(snapshot.brokers), 'broker')}, "
+            f"{counted(len(snapshot.topics), 'topic')}"
         )
     emit(args.json, data, lambda: text)
     return 0

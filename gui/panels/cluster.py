@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.kafka.cluster import ClusterSnapshot
+from core.kafka.cluster import ClusterSnapshot, counted
 from core.kafka.inspector import ClusterInspector
 from core.kafka.timeline import ClusterEvent, readable_batch
 from gui.bridge import Bridge
@@ -292,9 +292,10 @@ class ClusterPanel(QWidget):
     def _show_summary(self, snapshot: ClusterSnapshot) -> None:
         s = snapshot.summary()
         self.summary.setText(
-            f"{s['brokers']} brokers, {s['topics']} topics, {s['partitions']} "
-            f"partitions: {s['offline']} offline, {s['under_replicated']} "
-            f"under-replicated, {s['under_min_isr']} under min ISR, "
+            f"{counted(s['brokers'], 'broker')}, {counted(s['topics'], 'topic')}, "
+            f"{counted(s['partitions'], 'partition')}: {s['offline']} offline, "
+            f"{s['under_replicated']} under-replicated, "
+            f"{s['under_min_isr']} under min ISR, "
             f"{s['leader_not_preferred']} not on their preferred leader"
         )
         counts = "   ".join(

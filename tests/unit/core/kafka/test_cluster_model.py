@@ -187,3 +187,13 @@ def test_a_small_batch_is_listed_event_by_event() -> None:
     assert len(lines) == 1 + 2 * 6
     assert lines[0] == "topic-000-0: leader moved from 1 to 2"
     assert lines[-1] == "broker 1 left"
+
+
+def test_counts_read_as_english() -> None:
+    from core.kafka.cluster import counted
+
+    assert [counted(n, "topic") for n in (0, 1, 2)] == [
+        "0 topics",
+        "1 topic",
+        "2 topics",
+    ]
