@@ -235,9 +235,14 @@ class LagPanel(QWidget):
 
     DASHBOARD_WEIGHT = 2  # share of the wall's height (main_window)
 
-    def __init__(self, model: LagModel, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, model: LagModel, parent: QWidget | None = None, dashboard: bool = False
+    ) -> None:
         super().__init__(parent)
         self.model = model
+        # On the wall the view is wide and short: plots side by side keep
+        # their height instead of three slivers stacked.
+        self._side_by_side = dashboard
         self._dirty = False
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._clients: Any = None
@@ -295,7 +300,8 @@ class LagPanel(QWidget):
         split = QSplitter()
         split.addWidget(self.plots)
         split.addWidget(self.table)
-        split.setSizes([700, 500])
+        # Side by side, the plots need most of the width; the table less.
+        split.setSizes([1000, 300] if self._side_by_side else [700, 500])
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(split, 1)
@@ -306,9 +312,10 @@ class LagPanel(QWidget):
         self._redraw.timeout.connect(self._on_redraw)
         self._redraw.start()
 
-    def _plot(self, title: str, row: int) -> pg.PlotItem:
+    def _plot(self, title: str, index: int) -> pg.PlotItem:
+        row, col = (0, index) if self._side_by_side else (index, 0)
         plot = self.plots.addPlot(
-            row=row, col=0, title=title, axisItems={"bottom": pg.DateAxisItem()}
+            row=row, col=col, title=title, axisItems={"bottom": pg.DateAxisItem()}
         )
         plot.setDownsampling(auto=True, mode="peak")
         plot.setClipToView(True)
@@ -456,7 +463,7 @@ def create_panel(context: PanelContext) -> QWidget:
     embedded = {"bootstrap.servers": context.settings.bootstrap_servers}
     reader = LagReader(embedded, timeout=5, count_up_to=COUNT_UP_TO)
     model = LagModel(reader, context.bridge, context.messages)
-    panel = LagPanel(model)
+    panel = LagPanel(model, dashboard=context.dashboard)
     model.setParent(panel)
     try:
         names = sorted(profiles.load(profiles.profiles_path()))

@@ -28,13 +28,15 @@ log = logging.getLogger(__name__)
 TITLE = "Stack"
 AREA = "left"
 DASHBOARD = True  # shown on the wall display, read-only
-COLUMNS = ("Node", "Role", "ID", "State", "PID", "Port", "Rack")
+# The node names say the role (controller, broker-N, h2): no column for it, so
+# the rack still fits the dock's default width.
+COLUMNS = ("Node", "ID", "State", "PID", "Port", "Rack")
 UP_COLOUR = QColor("#2e7d32")
 DOWN_COLOUR = QColor("#c62828")
 
 
 class StackPanel(QWidget):
-    """A table of nodes (role, state, pid, port, rack) and per-broker actions."""
+    """A table of nodes (id, state, pid, port, rack) and per-broker actions."""
 
     def __init__(
         self, stack: StackModel, read_only: bool = False, parent: QWidget | None = None
@@ -115,7 +117,6 @@ class StackPanel(QWidget):
         for row, node in enumerate(self._nodes):
             values = (
                 node.name,
-                node.role,
                 "" if node.node_id is None else str(node.node_id),
                 "up" if node.up else "down",
                 str(node.pid) if node.up and node.pid else "-",
@@ -128,6 +129,8 @@ class StackPanel(QWidget):
                     item = QTableWidgetItem()
                     self.table.setItem(row, column, item)
                 item.setText(value)
+                if column == 0:
+                    item.setToolTip(f"role: {node.role}")
                 if column == COLUMNS.index("State"):
                     item.setForeground(QBrush(UP_COLOUR if node.up else DOWN_COLOUR))
                     item.setText(("\u25b2 " if node.up else "\u25bc ") + value)

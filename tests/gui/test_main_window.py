@@ -17,6 +17,7 @@ from core.settings import Settings
 from core.stack import Stack
 from gui.app import build_window
 from gui.main_window import MainWindow
+from gui.panels.lag import LagPanel
 from gui.panels.stack_panel import StackPanel
 
 WAIT_MS = 60_000
@@ -223,6 +224,15 @@ def test_dashboard_shows_only_wall_panels_without_controls(
         # The wall shares the height 3:2 between the cluster grid and lag.
         cluster, lag = window.docks["Cluster"].height(), window.docks["Lag"].height()
         assert 1.3 < cluster / lag < 1.7
+        # Wide and short: the lag plots stand side by side, not in slivers.
+        lag_panel = window.panels["Lag"]
+        assert isinstance(lag_panel, LagPanel)
+        plots = lag_panel.plots
+        assert [plots.getItem(0, c) for c in range(3)] == [
+            lag_panel.lag_plot,
+            lag_panel.rate_plot,
+            lag_panel.time_plot,
+        ]
         window.save_screenshot(tmp_path / "dashboard.png")
     finally:
         window.close()
