@@ -101,7 +101,11 @@ def bench_gui(bootstrap: str, seconds: float, rate: int) -> None:
 
     from gui.panels.consumers import TailTab
 
+    from gui.workarounds import GuiThreadCollector
+
     app = QApplication.instance() or QApplication([])
+    collector = GuiThreadCollector()  # garbage collected as in the application
+    collector.start()
     client = {"bootstrap.servers": bootstrap}
     topic = f"tailbench-{uuid.uuid4().hex[:6]}"
     admin = AdminClient(client)
@@ -159,6 +163,7 @@ def bench_gui(bootstrap: str, seconds: float, rate: int) -> None:
     rss_end = psutil.Process().memory_info().rss
     gaps = np.diff(np.array(ticks)) * 1000 - 10
     tab.stop()
+    collector.stop()
     admin.delete_topics([topic])[topic].result(60)
     print(
         f"tail: {tab.model.total} records in {seconds:.0f} s at {rate}/s asked; "
