@@ -100,7 +100,6 @@ def bench_gui(bootstrap: str, seconds: float, rate: int) -> None:
     from PySide6.QtWidgets import QApplication
 
     from gui.panels.consumers import TailTab
-
     from gui.workarounds import GuiThreadCollector
 
     app = QApplication.instance() or QApplication([])
