@@ -132,6 +132,7 @@ class RelayStats:
     rejected: int = 0
     batches: int = 0
     aborted: int = 0
+    restarts: int = 0  # producer started again after a refused abort
     last_seq: int | None = None
     error: str | None = None
     updated_ms: int = 0
@@ -266,6 +267,8 @@ class Relay:
         )
         if self.transactional:
             rows = self._publish_transaction(conn, rows, commit_ms)
+            if not rows:
+                return 0  # started over: the rows are fetched again
         else:
             rows = self._publish_plain(conn, rows, commit_ms)
 
@@ -448,8 +451,37 @@ class Relay:
                     self._fatal(error)
                 log.warning("transaction aborted, retrying the batch: %s", error.str())
                 self.stats.aborted += 1
-                self._retry(lambda: producer.abort_transaction(30))
+                try:
+                    self._retry(lambda: producer.abort_transaction(30))
+                except KafkaException as refused:
+                    if refused.args[0].code() != KafkaError.INVALID_TXN_STATE:
+                        raise
+                    self._start_over(refused.args[0])
+                    return []
                 rows = self._drop_rejected_by_broker(conn, rows)
+
+    def _start_over(self, error: KafkaError) -> None:
+        """Drop the producer and start again as after a restart.
+
+        librdkafka sends EndTxn(abort) even for a transaction that never got
+        a partition registered (the coordinator did not know a topic yet, or
+        it was deleted); the broker answers INVALID_TXN_STATE and librdkafka
+        makes that fatal (librdkafka issue 4849). Nothing of the batch was
+        committed, and a new producer's init_transactions finishes whatever
+        the old one left, so starting over is the crash recovery the relay
+        already relies on: the rows are fetched again, the topics ensured
+        again, the position read again.
+        """
+        log.warning(
+            "relay %s: Kafka refused to abort a transaction that never began "
+            "(%s); starting the producer again",
+            self.config.relay_id,
+            error.str(),
+        )
+        self.stats.restarts += 1
+        self._producer = None
+        self._topics.clear()
+        self._started = False
 
     def _drop_rejected_by_broker(
         self, conn: H2Connection, rows: list[OutboxRow]

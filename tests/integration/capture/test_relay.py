@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -178,3 +179,40 @@ def test_older_relay_with_same_id_is_fenced(
 
     assert published == 2
     assert sorted(r.key for r in records) == [b'{"ID":1}', b'{"ID":2}']
+
+
+@pytest.mark.expect_warnings
+def test_a_refused_abort_starts_the_producer_again_and_loses_nothing(
+    h2: H2Connection, stack_settings: Settings, bootstrap: str, schema: str
+) -> None:
+    """A topic deleted under the relay: its transaction fails before any
+    partition joins it, librdkafka's abort is refused (INVALID_TXN_STATE,
+    fatal), and the relay starts over, as after a restart."""
+    from confluent_kafka.admin import AdminClient
+
+    table = _table(h2, schema, "T (ID INT PRIMARY KEY)")
+    relay = _relay(stack_settings, schema, producer_config={"message.timeout.ms": 3000})
+    topic = topic_for(relay.config.prefix, schema, table)
+    h2.run(f"INSERT INTO {quote(schema)}.T VALUES (1)")
+    assert _drain(relay) == 1
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.delete_topics([topic])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while topic in admin.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline, "the topic was not deleted"
+        time.sleep(0.2)
+
+    h2.run(f"INSERT INTO {quote(schema)}.T VALUES (2)")
+    h2.run(f"INSERT INTO {quote(schema)}.T VALUES (3)")
+    published = 0
+    deadline = time.monotonic() + 120
+    while published < 2:
+        assert time.monotonic() < deadline, "the relay did not recover"
+        published += relay.run_once()
+    relay.close()
+
+    # The topic came back with exactly the two new changes, once each.
+    records = read_topic(bootstrap, topic, at_least=2)
+    assert sorted(json.loads(r.key or b"")["ID"] for r in records) == [2, 3]
+    assert relay.stats.restarts >= 1
+    assert outbox.fetch(h2, 10, (schema,)) == []
