@@ -153,10 +153,18 @@ def _cmd_capture(args: argparse.Namespace, conf: Settings) -> int:
                 if found_table.primary_key
                 else (" (no primary key: null keys, all events on partition 0)")
             )
+            from core.cdc.events import topic_for
+            from core.cdc.relay import RelayConfig
+
+            # With the relay's default prefix; `relay run --prefix P` changes it.
+            topic = topic_for(RelayConfig().prefix, rule.schema, rule.table)
             emit(
                 args.json,
-                {"rule": rule.to_json()},
-                lambda: f"capturing {rule.schema}.{rule.table}{note}",
+                {"rule": rule.to_json(), "topic": topic},
+                lambda: (
+                    f"capturing {rule.schema}.{rule.table}{note}; the relay "
+                    f"publishes it to {topic}"
+                ),
             )
         else:
             removed = triggers.remove_rule(conn, args.schema, args.table)
@@ -192,14 +200,14 @@ def _register_relay(sub: argparse._SubParsersAction) -> None:
     )
     relay.add_argument("--mode", choices=MODES, default=defaults.mode)
     relay.add_argument("--prefix", default=defaults.prefix, help="topic prefix")
-    relay.add_argument("--partitions", type=int, default=defaults.partitions)
+    relay.add_argument("--partitions", type=_at_least_1, default=defaults.partitions)
     relay.add_argument(
-        "--replication-factor", type=int, default=defaults.replication_factor
+        "--replication-factor", type=_at_least_1, default=defaults.replication_factor
     )
     relay.add_argument(
         "--relay-id", default=defaults.relay_id, help="also the transactional id"
     )
-    relay.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    relay.add_argument("--batch-size", type=_at_least_1, default=defaults.batch_size)
     relay.add_argument(
         "--schema",
         action="append",
@@ -208,8 +216,24 @@ def _register_relay(sub: argparse._SubParsersAction) -> None:
         help="relay only changes of this schema (repeat; default all)",
     )
     relay.add_argument("--bootstrap", default="", help="default: the embedded cluster")
+    relay.add_argument(
+        "--force",
+        action="store_true",
+        help="with release: drop the claim even though its relay is running",
+    )
     relay.add_argument("--json", action="store_true")
     relay.set_defaults(handler=_cmd_relay)
+
+
+def _at_least_1(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def status_dir(conf: Settings) -> Path:
@@ -268,7 +292,9 @@ def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
             except H2Error:  # a database no relay of this version has seen yet
                 claims = {}
         claimed = "".join(
-            f"\nschema {schema} is claimed by {owner}: only it publishes there"
+            f"\nrelay {owner} publishes every schema not claimed by another relay"
+            if schema == outbox.ALL_SCHEMAS
+            else f"\nschema {schema} is claimed by {owner}: only it publishes there"
             for schema, owner in claims.items()
         )
         emit(
@@ -304,6 +330,12 @@ def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
         )
         return 0
 
+    if args.schema_name:
+        raise RelayError(
+            f"`relay {args.action} {args.schema_name}`: a schema to relay is given "
+            "with --schema",
+            hint=f"cdc-studio relay run --schema {args.schema_name}",
+        )
     config = RelayConfig(
         mode=args.mode,
         prefix=args.prefix,
@@ -318,8 +350,9 @@ def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
         if running.get("relay_id") == config.relay_id and running["alive"]:
             raise RelayError(
                 f"Relay {config.relay_id} is already running (pid {running['pid']})",
-                hint="stop it first, or give this one another --relay-id: two "
-                "relays with one id fence each other",
+                hint="stop it first: a second relay (whatever its id) would "
+                "publish the same changes again; to share the work, give each "
+                "relay its own --schema",
             )
     path = status_dir(conf) / f"{config.relay_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -591,6 +624,20 @@ def _release(args: argparse.Namespace, conf: Settings) -> int:
             hint="cdc-studio relay release SCHEMA (see `cdc-studio relay status`)",
         )
     with H2Connection(conf) as conn:
+        owner = outbox.claims(conn).get(args.schema_name)
+        running = [
+            s
+            for s in read_statuses(conf)
+            if owner and s.get("relay_id") == owner and s["alive"]
+        ]
+        if running and not args.force:
+            raise RelayError(
+                f"Relay {owner} is running (pid {running[0]['pid']}) and holds "
+                f"{args.schema_name}: released, another relay would publish the "
+                "same changes again",
+                hint=f"stop relay {owner} (a clean stop gives the claim back); "
+                "--force drops it anyway",
+            )
         owner = outbox.release_schema(conn, args.schema_name)
     emit(
         args.json,

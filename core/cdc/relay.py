@@ -323,8 +323,16 @@ class Relay:
                     if similar
                     else "check the name with `cdc-studio capture tables --schema ...`",
                 )
-        held = outbox.claim(conn, self.config.schemas, relay_id)
+        held = outbox.claim(conn, self._claim_names, relay_id)
         for schema, owner in held.items():
+            if owner != relay_id and schema == outbox.ALL_SCHEMAS:
+                raise RelayError(
+                    f"Relay {owner} publishes every schema: a second relay for all "
+                    "schemas would publish each change again",
+                    hint=f"stop {owner} first (a clean stop gives its claim back), "
+                    "or give each relay its own --schema; if it will never run "
+                    f"again, `cdc-studio relay release '{outbox.ALL_SCHEMAS}'`",
+                )
             if owner != relay_id:
                 raise RelayError(
                     f"Schema {schema} is claimed by relay {owner}: only it publishes "
@@ -333,17 +341,22 @@ class Relay:
                     f"never run again, `cdc-studio relay release {schema}` first",
                 )
 
+    @property
+    def _claim_names(self) -> tuple[str, ...]:
+        """What this relay claims: its schemas, or all (one such relay at a time)."""
+        return self.config.schemas or (outbox.ALL_SCHEMAS,)
+
     def _release_claims(self) -> None:
         """A clean stop gives the schemas back to relays for all schemas."""
-        if not self._started or not self.config.schemas:
+        if not self._started:
             return
         try:
-            outbox.release(self._h2(), self.config.relay_id, self.config.schemas)
+            outbox.release(self._h2(), self.config.relay_id, self._claim_names)
         except H2Error as exc:
             log.info(
                 "relay %s keeps its claim on %s (H2 unavailable: %s)",
                 self.config.relay_id,
-                ", ".join(self.config.schemas),
+                ", ".join(self._claim_names),
                 exc.args[0],
             )
 

@@ -43,6 +43,11 @@ def fetch(
     return [OutboxRow.from_row(r) for r in rows]
 
 
+# The claim of a relay for all schemas (one at a time: a second would publish
+# every unclaimed change again). Not a name H2 gives a schema unless quoted so.
+ALL_SCHEMAS = "*"
+
+
 def claim(conn: H2Connection, schemas: tuple[str, ...], owner: str) -> dict[str, str]:
     """Reserve ``schemas`` for ``owner`` unless someone holds them already
     (relays for all schemas skip claimed schemas); who holds each now."""

@@ -70,7 +70,7 @@ def test_relay_for_all_schemas_leaves_a_claimed_schema_to_its_relay(
         ),
     )
     _drain(everyone)
-    everyone.close()
+    everyone.close(release=True)  # a clean stop: the next relay for all may run
     other_topic = topic_for(everyone.config.prefix, other_schema, "T")
     others = read_topic(bootstrap, other_topic, at_least=2)
 
@@ -164,3 +164,110 @@ def test_a_relay_for_a_missing_schema_is_refused(
             relay.run_once()
         relay.close()
         assert hint in (info.value.hint or "")
+
+
+def test_one_relay_for_all_schemas_at_a_time(stack_settings: Settings) -> None:
+    def everyone(relay_id: str) -> Relay:
+        return Relay(
+            stack_settings,
+            RelayConfig(prefix=f"a{uuid.uuid4().hex[:8]}", relay_id=relay_id),
+        )
+
+    first_id, second_id = (f"all-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    first = everyone(first_id)
+    first.run_once()
+    second = everyone(second_id)
+    with pytest.raises(RelayError) as refused:
+        second.run_once()
+    second.close()
+    first.close(release=True)  # a clean stop gives "every schema" back
+    third = everyone(second_id)
+    third.run_once()
+    third.close(release=True)
+
+    assert refused.value.args[0] == (
+        f"Relay {first_id} publishes every schema: a second relay for all schemas "
+        "would publish each change again"
+    )
+    assert "relay release '*'" in (refused.value.hint or "")
+
+
+def test_release_refuses_the_claim_of_a_running_relay(
+    h2: H2Connection,
+    stack_settings: Settings,
+    schema: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import time
+
+    from core.cdc.cli import read_statuses
+    from core.cdc.pipeline import start_relay_process
+
+    relay_id = f"live-{uuid.uuid4().hex[:8]}"
+    config = str(settings.save(stack_settings, tmp_path / "settings.toml"))
+    release = ["--config", config, "relay", "release", schema, "--json"]
+    process = start_relay_process(stack_settings, relay_id=relay_id, schemas=(schema,))
+    try:
+        deadline = time.monotonic() + 90
+        while outbox.claims(h2).get(schema) != relay_id or not any(
+            s.get("relay_id") == relay_id and s["alive"]
+            for s in read_statuses(stack_settings)
+        ):
+            assert time.monotonic() < deadline, "the relay did not start"
+            time.sleep(0.2)
+
+        assert main(release) == 2
+        refused = json.loads(capsys.readouterr().out)
+        assert outbox.claims(h2).get(schema) == relay_id
+        assert main([*release, "--force"]) == 0
+        forced = json.loads(capsys.readouterr().out)
+    finally:
+        process.terminate()
+        process.wait(60)
+
+    assert refused == {
+        "error": f"Relay {relay_id} is running (pid {process.pid}) and holds "
+        f"{schema}: released, another relay would publish the same changes again",
+        "hint": f"stop relay {relay_id} (a clean stop gives the claim back); "
+        "--force drops it anyway",
+    }
+    assert forced == {"schema": schema, "released_from": relay_id}
+
+
+def test_relay_run_refuses_a_positional_schema_and_a_zero_batch(
+    stack_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(settings.save(stack_settings, tmp_path / "settings.toml"))
+    assert main(["--config", config, "relay", "run", "MyShop", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out) == {
+        "error": "`relay run MyShop`: a schema to relay is given with --schema",
+        "hint": "cdc-studio relay run --schema MyShop",
+    }
+    with pytest.raises(SystemExit) as usage:
+        main(["--config", config, "relay", "run", "--batch-size", "0"])
+    assert usage.value.code == 2
+    assert "--batch-size: must be 1 or more, not 0" in capsys.readouterr().err
+
+
+def test_capture_add_names_the_topic_of_a_table_kafka_cannot_name(
+    h2: H2Connection,
+    stack_settings: Settings,
+    schema: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    h2.run(f'CREATE TABLE {quote(schema)}."Order Items" (ID INT PRIMARY KEY)')
+    config = str(settings.save(stack_settings, tmp_path / "settings.toml"))
+    add = ["--config", config, "capture", "add", "Order Items", "--schema", schema]
+
+    assert main([*add, "--json"]) == 0
+    topic = json.loads(capsys.readouterr().out)["topic"]
+    assert main(add) == 0
+    text = capsys.readouterr().out
+
+    assert topic == topic_for("h2", schema, "Order Items")
+    assert topic.startswith(f"h2.{schema}.Order_Items.") and len(topic.split(".")) == 4
+    assert text.strip() == (
+        f"capturing {schema}.Order Items; the relay publishes it to {topic}"
+    )
