@@ -426,6 +426,7 @@ class ClusterInspector:
         try:
             return future.result(timeout=self._answer_timeout())
         except TimeoutError as exc:
+            self._raise_unconfirmed(what, exc)
             self._admin.poll(0)
             raise connection.classify(
                 self.bootstrap, None, self._errors.take()
@@ -437,12 +438,32 @@ class ClusterInspector:
                 KafkaError._TRANSPORT,
                 KafkaError._ALL_BROKERS_DOWN,
             ):
+                if error.code() == KafkaError._TIMED_OUT:
+                    self._raise_unconfirmed(what, exc)
                 raise self._connection_error(exc) from exc
             text = error.str() if isinstance(error, KafkaError) else str(error)
             raise ClusterActionError(
                 f"Could not {what}: {text}",
                 hint="check the values given and the cluster's state",
             ) from exc
+
+    def _raise_unconfirmed(self, what: str, cause: BaseException) -> None:
+        """An action timed out although brokers answer: say that, not "no broker".
+
+        Brokers pass creates, config changes and deletes on to the controller;
+        with the controller down they time out, and may still take effect
+        once it is back.
+        """
+        try:
+            self._admin.list_topics(timeout=2)
+        except KafkaException:
+            return  # no broker answers either: the connection error says so
+        raise ClusterActionError(
+            f"Kafka did not confirm that it could {what} in time, though its "
+            "brokers answer: the controller may be down (`cdc-studio stack status`)",
+            hint="the request may still take effect once the controller is back: "
+            "check with `cdc-studio cluster` before trying again",
+        ) from cause
 
     def _connection_error(self, exc: KafkaException) -> KafkaConnectionError:
         self._admin.poll(0)  # serves error_cb, filling the collector
