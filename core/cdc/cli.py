@@ -261,6 +261,7 @@ def read_statuses(conf: Settings) -> list[dict[str, Any]]:
             except psutil.Error:
                 alive = False
         if not alive and data.get("state") not in ("stopped", "failed"):
+            data["last_state"] = data.get("state")
             data["state"] = "dead"
         statuses.append(data | {"alive": alive})
     return statuses
@@ -272,7 +273,7 @@ def shown_state(status: dict[str, Any]) -> str:
     state = str(status.get("state"))
     if status.get("alive") or state in ("stopped", "failed"):
         return state
-    return f"gone (last said: {state})"
+    return f"gone (last said: {status.get('last_state', state)})"
 
 
 def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:

@@ -599,6 +599,14 @@ class Stack:
                 ", ".join(str(b) for b in self.broker_ids())
                 or "none (stack not set up)"
             )
+            controller = self._records(state).get("controller")
+            if controller is not None and controller.node_id == broker_id:
+                raise UnknownNodeError(
+                    f"Node {broker_id} is the controller, not a broker: the demos "
+                    "keep it up so the cluster keeps its quorum",
+                    hint=f"brokers are: {known}; `cdc-studio stack down` stops "
+                    "everything",
+                )
             raise UnknownNodeError(
                 f"There is no broker {broker_id}", hint=f"brokers are: {known}"
             )

@@ -87,6 +87,20 @@ def test_empty_statement_is_an_error(
     }
 
 
+def test_killing_node_0_says_it_is_the_controller(
+    stack: Stack, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["--config", str(config_file), "stack", "kill-broker", "0", "--json"]) == 2
+    )
+    assert _strict_json(capsys.readouterr().out) == {
+        "error": "Node 0 is the controller, not a broker: the demos keep it up so "
+        "the cluster keeps its quorum",
+        "hint": "brokers are: 1, 2, 3; `cdc-studio stack down` stops everything",
+    }
+    assert all(node.up for node in stack.status().nodes)
+
+
 @pytest.mark.parametrize("count", ["0", "-1", "10", "three"])
 def test_impossible_broker_count_is_an_argument_error(
     count: str, capsys: pytest.CaptureFixture[str]

@@ -32,3 +32,6 @@ def test_relay_status_says_when_a_relay_is_gone() -> None:
         shown_state({"state": "publishing", "alive": False})
         == "gone (last said: publishing)"
     )
+    # As read_statuses hands it over: "dead", with the state it last wrote.
+    dead = {"state": "dead", "last_state": "idle", "alive": False}
+    assert shown_state(dead) == "gone (last said: idle)"

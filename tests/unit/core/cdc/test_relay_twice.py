@@ -34,7 +34,7 @@ def test_a_running_relay_id_is_refused(
     assert error["error"] == (
         f"Relay cdc-studio-relay is already running (pid {os.getpid()})"
     )
-    assert "another --relay-id" in error["hint"]
+    assert "its own --schema" in error["hint"]
 
 
 def test_a_killed_relay_not_yet_reaped_is_not_running(tmp_path: Path) -> None:
