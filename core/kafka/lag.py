@@ -128,6 +128,8 @@ class PartitionLag:
     def note(self) -> str:
         """What the numbers alone do not say: position, an open transaction."""
         parts = [] if self.position == "committed" else [self.position]
+        if self.position == "no-committed-offset" and self.reset_policy == "none":
+            parts.append("auto.offset.reset=none: a consumer of this group fails here")
         txn = self.open_transaction
         if txn is not None:
             who = txn.producer.transactional_id if txn.producer else None

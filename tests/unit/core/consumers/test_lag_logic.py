@@ -53,3 +53,19 @@ def test_parse_table_reads_the_tools_padded_columns() -> None:
             "CurrentTransactionStartOffset": "None",
         },
     ]
+
+
+def test_reset_none_without_a_committed_offset_says_the_consumer_fails() -> None:
+    from core.kafka.lag import PartitionLag
+
+    def part(reset: str) -> PartitionLag:
+        return PartitionLag(
+            "g", "t", 0, None, 0, 5, 5, 0, 0, "read_uncommitted",
+            "no-committed-offset", reset,
+        )  # fmt: skip
+
+    assert part("none").note() == (
+        "no-committed-offset; auto.offset.reset=none: a consumer of this group "
+        "fails here"
+    )
+    assert part("latest").note() == "no-committed-offset"
