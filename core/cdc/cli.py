@@ -267,6 +267,13 @@ def read_statuses(conf: Settings) -> list[dict[str, Any]]:
     return statuses
 
 
+def status_due(state: str, last_written: str, since_s: float) -> bool:
+    """Whether a relay writes its status file now: a new state at once (the
+    relay may then block for long, Kafka down say), counts at most twice a
+    second."""
+    return state != last_written or since_s >= 0.5
+
+
 def shown_state(status: dict[str, Any]) -> str:
     """A relay's state for people: the last one it wrote, unless its process
     is gone without saying it stopped (killed, or the machine went down)."""
@@ -360,11 +367,15 @@ def _cmd_relay(args: argparse.Namespace, conf: Settings) -> int:
     create_time = psutil.Process().create_time()
     last_write = [0.0]
 
+    last_state = [""]
+
     def write_status(stats: RelayStats, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - last_write[0] < 0.5 and stats.state == "publishing":
+        if not force and not status_due(
+            stats.state, last_state[0], now - last_write[0]
+        ):
             return
-        last_write[0] = now
+        last_write[0], last_state[0] = now, stats.state
         data = stats.to_json() | {
             "relay_id": config.relay_id,
             "create_time": create_time,

@@ -35,3 +35,11 @@ def test_relay_status_says_when_a_relay_is_gone() -> None:
     # As read_statuses hands it over: "dead", with the state it last wrote.
     dead = {"state": "dead", "last_state": "idle", "alive": False}
     assert shown_state(dead) == "gone (last said: idle)"
+
+
+def test_a_new_relay_state_is_written_at_once() -> None:
+    from core.cdc.cli import status_due
+
+    assert status_due("publishing", "idle", 0.01)  # was skipped before
+    assert not status_due("publishing", "publishing", 0.2)
+    assert status_due("publishing", "publishing", 0.6)
