@@ -10,6 +10,7 @@ from typing import Any
 from core.cli import emit, table
 from core.errors import SettingsError
 from core.kafka.cluster import ClusterSnapshot, counted
+from core.kafka.consumers_cli import positive_seconds
 from core.kafka.exporter import Exporter, parse_listen
 from core.kafka.inspector import ClusterInspector
 from core.kafka.lag import LagReader
@@ -36,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="HOST:PORT",
         help="where to serve /metrics (loopback only unless --allow-remote)",
     )
-    monitor.add_argument("--interval", type=float, default=2.0, help="refresh, s")
+    monitor.add_argument(
+        "--interval", type=positive_seconds, default=2.0, help="refresh, s"
+    )
     monitor.add_argument("--internal", action="store_true", help="export __ topics")
     monitor.add_argument(
         "--no-lag", action="store_true", help="do not export consumer group lag"
@@ -117,7 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     remove.add_argument("name")
     check = profile_actions.add_parser("test", help="connect once and report")
     check.add_argument("name")
-    check.add_argument("--timeout", type=float, default=10.0)
+    check.add_argument("--timeout", type=positive_seconds, default=10.0)
     for action in (add, listing, remove, check):
         action.add_argument("--json", action="store_true")
     profile.set_defaults(handler=_cmd_profile)
@@ -130,7 +133,10 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
         help="a connection profile (external cluster); default: the embedded stack",
     )
     parser.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds per cluster request"
+        "--timeout",
+        type=positive_seconds,
+        default=10.0,
+        help="seconds per cluster request",
     )
 
 
@@ -244,13 +250,11 @@ def _cmd_monitor(args: argparse.Namespace, conf: Settings) -> int:
     inspector = open_inspector(args, conf, include_internal=args.internal)
     lag = None if args.no_lag else LagReader(inspector.client_config())
     exporter = Exporter(inspector, host, port, interval=args.interval, lag_reader=lag)
-    exporter.start()
-    print(
-        f"serving Prometheus metrics on http://{host}:{exporter.port}/metrics "
-        "(Ctrl+C stops)",
-        flush=True,
-    )
     try:
+        exporter.start()
+        print(
+            f"serving Prometheus metrics on {exporter.url} (Ctrl+C stops)", flush=True
+        )
         exporter.wait()
     finally:
         inspector.close()

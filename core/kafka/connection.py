@@ -74,17 +74,24 @@ def admin_client(config: dict[str, Any], errors: ErrorCollector) -> AdminClient:
 
 
 def existing_topics(
-    client: Consumer | Producer, topics: list[str], timeout: float
+    client: Consumer | Producer,
+    topics: list[str],
+    timeout: float,
+    *,
+    bootstrap: str,
+    errors: ErrorCollector,
 ) -> dict[str, TopicMetadata]:
-    """The metadata of ``topics``; a clear error for one the cluster lacks."""
+    """The metadata of ``topics``; a clear error for one the cluster lacks.
+
+    ``errors`` is the ``error_cb`` of ``client``: when no broker answers at
+    ``bootstrap``, its errors say why (see :func:`classify`).
+    """
     try:
         # Every topic, not these: asking for one by name may create it.
         metadata = client.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise ConsumerError(
-            f"Cannot read topic metadata: {exc.args[0].str()}",
-            hint="check that the cluster is reachable",
-        ) from exc
+        client.poll(0)  # serves error_cb: the collector learns why
+        raise classify(bootstrap, exc, errors.take()) from exc
     found = {}
     for topic in topics:
         meta = metadata.topics.get(topic)

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     lag.add_argument(
         "--watch",
-        type=float,
+        type=positive_seconds,
         metavar="SECONDS",
         help="sample again every SECONDS until Ctrl-C",
     )
@@ -67,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             choices=("read_committed", "read_uncommitted"),
         )
         tail.add_argument("--from-beginning", action="store_true")
-        tail.add_argument("--count", type=int, help="stop after COUNT records")
+        tail.add_argument(
+            "--count", type=positive_count, help="stop after COUNT records"
+        )
         _client_options(tail)
         tail.set_defaults(handler=_cmd_tail)
 
@@ -75,13 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "isolation", help="a topic through read_committed and read_uncommitted"
     )
     iso.add_argument("topic")
-    iso.add_argument("--seconds", type=float, help="stop after SECONDS")
+    iso.add_argument("--seconds", type=positive_seconds, help="stop after SECONDS")
     _client_options(iso)
     iso.set_defaults(handler=_cmd_isolation)
 
     txn = sub.add_parser("txn", help="a transaction a trainer commits or aborts")
     txn.add_argument("topic")
-    txn.add_argument("--count", type=int, default=5, help="records to write")
+    txn.add_argument("--count", type=positive_count, default=5, help="records to write")
     txn.add_argument("--partition", type=int)
     txn.add_argument(
         "--then",
@@ -91,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     txn.add_argument(
         "--hold-seconds",
-        type=float,
+        type=positive_seconds,
         default=30.0,
         help="with --then hold: keep it open this long, then abort",
     )
@@ -133,6 +136,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     stop.add_argument("--json", action="store_true")
     for action in (start, stop):
         action.set_defaults(handler=_cmd_group)
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds: give one above 0, such as 2 or 0.5"
+        )
+    return seconds
+
+
+def positive_count(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a count: give a whole number of 1 or more"
+        )
+    return count
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:

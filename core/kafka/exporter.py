@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import threading
@@ -12,7 +13,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from core.errors import KafkaConnectionError, SettingsError, StudioError
+from core.errors import KafkaConnectionError, PortBusyError, SettingsError, StudioError
 from core.kafka.cluster import ClusterSnapshot
 from core.kafka.inspector import ClusterInspector
 from core.kafka.lag import GroupTarget, LagReader, LagSample
@@ -45,6 +46,26 @@ def parse_listen(address: str, allow_remote: bool = False) -> tuple[str, int]:
             hint="use 127.0.0.1 (or ::1); pass --allow-remote to expose it on purpose",
         )
     return host, port
+
+
+def host_port(host: str, port: int) -> str:
+    """``HOST:PORT`` as a URL writes it: an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> StudioError:
+    """Why the exporter cannot listen on ``host``:``port``, and what to do."""
+    address = host_port(host, port)
+    if exc.errno == errno.EADDRINUSE:
+        return PortBusyError(
+            f"Cannot serve metrics on {address}: the port is busy",
+            hint="stop the process using it, or choose another port: "
+            "--prometheus HOST:PORT",
+        )
+    return SettingsError(
+        f"Cannot serve metrics on {address}: {exc.strerror or exc}",
+        hint="choose another address: --prometheus HOST:PORT",
+    )
 
 
 def _partition_gauges() -> dict[str, GaugeMetricFamily]:
@@ -210,14 +231,27 @@ class Exporter:
         except StudioError as exc:
             log.warning("exporter lag sample failed: %s", exc.args[0])
 
+    @property
+    def url(self) -> str:
+        """Where the metrics are served (the port is the real one once started)."""
+        return f"http://{host_port(self.host, self.port)}/metrics"
+
     def start(self) -> None:
-        """Take a first snapshot, then serve and keep refreshing in a thread."""
+        """Take a first snapshot, then serve and keep refreshing in a thread.
+
+        If the address cannot be listened on, the exporter is stopped and
+        says why (a busy port as :class:`PortBusyError`).
+        """
         self.refresh_once()
-        self._server, _ = start_http_server(self.port, self.host, self.registry)
+        try:
+            self._server, _ = start_http_server(self.port, self.host, self.registry)
+        except OSError as exc:
+            self.stop()
+            raise _listen_error(self.host, self.port, exc) from exc
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._loop, name="exporter", daemon=True)
         self._thread.start()
-        log.info("Prometheus exporter on http://%s:%d/metrics", self.host, self.port)
+        log.info("Prometheus exporter on %s", self.url)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

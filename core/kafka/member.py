@@ -131,7 +131,8 @@ class MemberSpec:
         if self.semantics == "exactly-once-kafka" and not self.output_topic:
             raise ConsumerSpecError(
                 "exactly-once-kafka needs an output topic",
-                hint="set output_topic (the topic the transformed records go to)",
+                hint="give --output-topic TOPIC (in the GUI: Output topic), the "
+                "topic the processed records are written to",
             )
         if not 0.0 <= self.failure_rate < 1.0:
             raise ConsumerSpecError(

@@ -31,12 +31,13 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from core.errors import ConsumerError
+from core.errors import ConsumerError, StudioError
 from core.kafka import connection
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+_METADATA_TIMEOUT_S = 10.0
 
 
 def _text(data: bytes | None) -> str | None:
@@ -114,6 +115,7 @@ class Tail:
         self.topics = topics
         self.isolation = isolation
         self.group_id = group_id
+        self._errors = connection.ErrorCollector()
         self._consumer = Consumer(
             {
                 **client,
@@ -127,12 +129,19 @@ class Tail:
                 "auto.offset.reset": "earliest" if start == "beginning" else "latest",
                 "enable.partition.eof": False,
                 "logger": connection.ClientLog(),
+                "error_cb": self._errors,
             }
         )
         try:
             # A group would wait for a missing topic in silence: say so now.
-            found = connection.existing_topics(self._consumer, topics, 10)
-        except ConsumerError:
+            found = connection.existing_topics(
+                self._consumer,
+                topics,
+                _METADATA_TIMEOUT_S,
+                bootstrap=str(client.get("bootstrap.servers", "")),
+                errors=self._errors,
+            )
+        except StudioError:
             self._consumer.close()
             raise
         if group_id is not None:
@@ -222,9 +231,13 @@ class IsolationPair:
     ) -> None:
         self.topic = topic
         self._committed = Tail(client, [topic], isolation="read_committed", start=start)
-        self._uncommitted = Tail(
-            client, [topic], isolation="read_uncommitted", start=start
-        )
+        try:
+            self._uncommitted = Tail(
+                client, [topic], isolation="read_uncommitted", start=start
+            )
+        except StudioError:
+            self._committed.close()
+            raise
         self._seen_committed: dict[TP, set[int]] = {}
         self._open: dict[TP, dict[int, TailRecord]] = {}
         self._last: dict[tuple[str, TP], int] = {}

@@ -35,6 +35,8 @@ class TrainerProducer:
         self.transactional_id = (
             transactional_id or f"cdc-studio-trainer-{uuid.uuid4().hex[:8]}"
         )
+        self._bootstrap = str(client.get("bootstrap.servers", ""))
+        self._errors = connection.ErrorCollector()
         self._producer = Producer(
             {
                 **client,
@@ -42,13 +44,39 @@ class TrainerProducer:
                 "transaction.timeout.ms": transaction_timeout_ms,
                 "message.timeout.ms": max(1000, transaction_timeout_ms - 1000),
                 "logger": connection.ClientLog(),
+                "error_cb": self._errors,
             }
         )
-        connection.existing_topics(self._producer, [topic], _TIMEOUT_S)
+        self._partitions = self._read_partitions()
         self._call("start transactions", self._producer.init_transactions, _TIMEOUT_S)
         self.open = False
         self.sent = 0
         self._number = 0
+
+    def _read_partitions(self) -> list[int]:
+        """The topic's partitions, as the cluster has them now."""
+        found = connection.existing_topics(
+            self._producer,
+            [self.topic],
+            _TIMEOUT_S,
+            bootstrap=self._bootstrap,
+            errors=self._errors,
+        )
+        return sorted(found[self.topic].partitions)
+
+    def _check_partition(self, partition: int) -> None:
+        """Refuse a partition the topic lacks, before a transaction begins."""
+        if partition not in self._partitions:
+            # Partitions may have been added since: ask again before refusing.
+            self._partitions = self._read_partitions()
+        if partition in self._partitions:
+            return
+        count = len(self._partitions)
+        span = "0" if count == 1 else f"0-{count - 1}"
+        raise ConsumerError(
+            f"Topic {self.topic} has no partition {partition}: it has {count} ({span})",
+            hint=f"choose a partition in {span}, or none to let the partitioner choose",
+        )
 
     def _call(self, what: str, fn: Any, *args: Any) -> None:
         try:
@@ -74,6 +102,8 @@ class TrainerProducer:
         They are on the brokers when this returns, visible at once to
         read_uncommitted readers. Values are ``<prefix>-<n>``, keys the same.
         """
+        if partition is not None:
+            self._check_partition(partition)
         self.begin()
         values = []
         for _ in range(count):

@@ -14,6 +14,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, TopicPartition
 from core.cli import main
 from core.settings import Settings
 from tests.integration.consumers.helpers import (
+    high_watermarks,
     hold_open_transaction,
     produce,
     read_all,
@@ -171,6 +172,35 @@ def test_txn_refuses_a_topic_that_does_not_exist(
         "error": f"Topic {topic} does not exist",
         "hint": f"check the name, or create it: cdc-studio topic create {topic}",
     }
+
+
+def test_txn_refuses_a_partition_the_topic_lacks(
+    new_topic: Callable[..., str],
+    bootstrap: str,
+    client: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topic = new_topic(3)
+    argv = ["txn", topic, "--count", "2", "--then", "commit", "--bootstrap", bootstrap]
+    refused = f"Topic {topic} has no partition 99: it has 3 (0-2)"
+    hint = "choose a partition in 0-2, or none to let the partitioner choose"
+    assert main([*argv, "--partition", "99", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out) == {"error": refused, "hint": hint}
+    assert main([*argv, "--partition", "-1"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: Topic {topic} has no partition -1: it has 3 (0-2)\n  -> {hint}\n"
+    )
+    # Refused before a transaction began: no record, no marker.
+    assert high_watermarks(client, topic, 3) == [0, 0, 0]
+
+    assert main([*argv, "--partition", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "transaction committed"
+    wait_until_stable(client, topic, 3)
+    records = read_all(client, topic, 3, "read_committed")
+    assert [(m.partition(), m.value()) for m in records] == [
+        (2, b"txn-1"),
+        (2, b"txn-2"),
+    ]
 
 
 def test_lag_names_the_producer_of_an_open_transaction(
