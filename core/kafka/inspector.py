@@ -321,24 +321,30 @@ class ClusterInspector:
         new = NewTopic(name, partitions, replication_factor, config=config or {})
         futures = self._admin.create_topics([new], request_timeout=self.timeout)
         self._action_result(futures[name], f"create topic {name}")
+        # Brokers learn of a new topic one by one, and each metadata request
+        # may go to another broker: the topic counts as there once the full
+        # listing (what a snapshot reads) showed it led, 3 times in a row.
         deadline = time.monotonic() + self.timeout * 3
+        streak = 0
         while time.monotonic() < deadline:
             try:
-                found = self._admin.list_topics(name, timeout=self.timeout)
+                found = self._admin.list_topics(timeout=self.timeout)
             except KafkaException:
                 found = None
             topic = found.topics.get(name) if found else None
-            if (
+            led = (
                 topic is not None
                 and topic.error is None
                 and len(topic.partitions) == partitions
                 and all(p.leader >= 0 for p in topic.partitions.values())
-            ):
+            )
+            streak = streak + 1 if led else 0
+            if streak >= 3:
                 log.info(
                     "created topic %s (%d x %d)", name, partitions, replication_factor
                 )
                 return
-            time.sleep(0.1)
+            time.sleep(0.05 if led else 0.1)
         raise ClusterActionError(
             f"Topic {name} was created but not all its partitions got a leader",
             hint="check that enough brokers are up for the replication factor",

@@ -44,7 +44,11 @@ def test_layout_equals_kafka_topics_through_kill_rejoin_and_election(
     # One replica per partition: the partition on the victim goes offline.
     single = unique_topic()
     inspector.create_topic(single, partitions=3, replication_factor=1)
-    alone = inspector.snapshot(offsets=False, configs=False).topics[single]
+    alone = wait_for(
+        lambda: inspector.snapshot(offsets=False, configs=False).topics.get(single),
+        30,
+        "the new topic in a snapshot",
+    )
     stranded = {p.partition for p in alone.partitions if p.replicas == (victim,)}
     assert len(stranded) == 1
     inspector.refresh(offsets=False, configs=False)

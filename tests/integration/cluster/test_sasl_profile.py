@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from core import cli
+from core.kafka.inspector import ClusterInspector
 from core.stack import Stack
 from core.stack.listeners import disable_sasl_listener, enable_sasl_listener
 from tests.conftest import PORT_BASE
+from tests.integration.cluster.conftest import unique_topic
 from tests.keyring_fake import MemoryKeyring, memory_keyring
 
 pytestmark = pytest.mark.integration
@@ -57,6 +59,11 @@ def test_sasl_profile_right_and_wrong_password_and_no_leak(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # A topic of its own: the count below must not depend on earlier tests.
+    topic = unique_topic()
+    ClusterInspector(
+        {"bootstrap.servers": stack.settings.bootstrap_servers}
+    ).create_topic(topic, 1, 1)
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     (config_dir / "settings.toml").write_text("")  # defaults; profiles go beside it
