@@ -114,6 +114,32 @@ def _feature_modules() -> list[str]:
     return list(dict.fromkeys([*found, *FEATURES]))
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds: give one above 0, such as 2 or 0.5"
+        )
+    return seconds
+
+
+def positive_count(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a count: give a whole number of 1 or more"
+        )
+    return count
+
+
 def _broker_count(text: str) -> int:
     try:
         count = int(text)

@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from core.cli import emit, table
+from core.cli import emit, positive_count, table
 from core.errors import H2Error, RelayError
 from core.settings import Settings
 
@@ -200,14 +200,14 @@ def _register_relay(sub: argparse._SubParsersAction) -> None:
     )
     relay.add_argument("--mode", choices=MODES, default=defaults.mode)
     relay.add_argument("--prefix", default=defaults.prefix, help="topic prefix")
-    relay.add_argument("--partitions", type=_at_least_1, default=defaults.partitions)
+    relay.add_argument("--partitions", type=positive_count, default=defaults.partitions)
     relay.add_argument(
-        "--replication-factor", type=_at_least_1, default=defaults.replication_factor
+        "--replication-factor", type=positive_count, default=defaults.replication_factor
     )
     relay.add_argument(
         "--relay-id", default=defaults.relay_id, help="also the transactional id"
     )
-    relay.add_argument("--batch-size", type=_at_least_1, default=defaults.batch_size)
+    relay.add_argument("--batch-size", type=positive_count, default=defaults.batch_size)
     relay.add_argument(
         "--schema",
         action="append",
@@ -223,17 +223,6 @@ def _register_relay(sub: argparse._SubParsersAction) -> None:
     )
     relay.add_argument("--json", action="store_true")
     relay.set_defaults(handler=_cmd_relay)
-
-
-def _at_least_1(text: str) -> int:
-    """An argparse type: a whole number of 1 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 def status_dir(conf: Settings) -> Path:

@@ -210,15 +210,16 @@ class H2Connection:
         object and does nothing.
         """
         retries = _RACE_RETRIES if _IF_NOT_EXISTS.search(sql) else 0
-        for attempt in range(retries + 1):
+        attempt = 0
+        while True:
             try:
                 return self._run_once(sql, params)
             except H2Error as exc:
-                if attempt == retries or "already exists" not in str(exc.args[0]):
+                if attempt >= retries or "already exists" not in str(exc.args[0]):
                     raise
+                attempt += 1
                 log.debug("lost a race creating an object, again: %s", exc.args[0])
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+                time.sleep(0.05 * attempt)
 
     def _run_once(self, sql: str, params: list[Any] | tuple[Any, ...]) -> Result:
         import jpype

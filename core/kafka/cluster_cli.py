@@ -7,10 +7,9 @@ import dataclasses
 import logging
 from typing import Any
 
-from core.cli import emit, table
+from core.cli import emit, positive_seconds, table
 from core.errors import SettingsError
 from core.kafka.cluster import ClusterSnapshot, counted
-from core.kafka.consumers_cli import positive_seconds
 from core.kafka.exporter import Exporter, parse_listen
 from core.kafka.inspector import ClusterInspector
 from core.kafka.lag import LagReader

@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from core.cli import emit, table
+from core.cli import emit, positive_count, positive_seconds, table
 from core.errors import ConsumerError
 from core.settings import Settings
 
@@ -136,32 +135,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     stop.add_argument("--json", action="store_true")
     for action in (start, stop):
         action.set_defaults(handler=_cmd_group)
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds above 0."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds: give one above 0, such as 2 or 0.5"
-        )
-    return seconds
-
-
-def positive_count(text: str) -> int:
-    """An argparse type: a whole number of 1 or more."""
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a count: give a whole number of 1 or more"
-        )
-    return count
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:

@@ -247,7 +247,9 @@ def test_relay_run_refuses_a_positional_schema_and_a_zero_batch(
     with pytest.raises(SystemExit) as usage:
         main(["--config", config, "relay", "run", "--batch-size", "0"])
     assert usage.value.code == 2
-    assert "--batch-size: must be 1 or more, not 0" in capsys.readouterr().err
+    assert "--batch-size: '0' is not a count: give a whole number of 1 or more" in (
+        capsys.readouterr().err
+    )
 
 
 def test_capture_add_names_the_topic_of_a_table_kafka_cannot_name(
